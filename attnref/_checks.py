@@ -1,0 +1,114 @@
+"""Argument checks shared by every public entry point.
+
+Every message has one form: ``<argument>: expected <what>, got <what>``. The checks look at
+shapes, dtypes and Python values only, never at tensor contents, so they never synchronise
+a GPU.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def fail(name: str, expected: str, got: object, error: type[Exception] = ValueError) -> None:
+    raise error(f"{name}: expected {expected}, got {got}")
+
+
+def _fmt(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def check_tensor(name: str, x: object) -> Tensor:
+    if not isinstance(x, Tensor):
+        fail(name, "a torch.Tensor", type(x).__name__, TypeError)
+    return x
+
+
+def check_floating(name: str, x: object) -> Tensor:
+    check_tensor(name, x)
+    if not x.is_floating_point():
+        fail(name, "a floating-point tensor", x.dtype, TypeError)
+    return x
+
+
+def check_shape(name: str, x: object, spec: str, **sizes: int) -> dict[str, int]:
+    """Check that ``x`` has the shape named by ``spec`` and return the sizes it binds.
+
+    ``spec`` lists one letter per dimension ("B L E"); ``sizes`` pins some letters to values.
+    A letter that appears twice must have the same size in both places.
+    """
+    check_tensor(name, x)
+    letters = spec.split()
+    pinned = ", ".join(f"{k}={v}" for k, v in sizes.items() if k in letters)
+    expected = f"shape ({', '.join(letters)})" + (f" with {pinned}" if pinned else "")
+    if x.dim() != len(letters):
+        fail(name, f"{expected} ({len(letters)} dims)", f"{_fmt(x.shape)} ({x.dim()} dims)")
+    bound = dict(sizes)
+    for letter, size in zip(letters, x.shape):
+        if bound.setdefault(letter, size) != size:
+            fail(name, expected, _fmt(x.shape))
+    return {k: bound[k] for k in letters}
+
+
+def check_same_dtype(name: str, x: Tensor, reference_name: str, reference: Tensor) -> None:
+    if x.dtype != reference.dtype:
+        fail(name, f"dtype {reference.dtype} (the dtype of {reference_name})", x.dtype, TypeError)
+
+
+def check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        fail(name, "an int", f"{type(value).__name__} {value!r}", TypeError)
+    if value <= 0:
+        fail(name, "a positive int", value)
+    return value
+
+
+def check_divisible(name: str, value: int, by_name: str, by: int) -> None:
+    if value % by != 0:
+        fail(name, f"a multiple of {by_name}={by}", value)
+
+
+def check_even(name: str, value: int) -> None:
+    if value % 2 != 0:
+        fail(name, "an even number (RoPE rotates channels in pairs)", value)
+
+
+def check_probability(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        fail(name, "a float in [0, 1)", f"{type(value).__name__} {value!r}", TypeError)
+    if not 0.0 <= value < 1.0:
+        fail(name, "a float in [0, 1)", value)
+    return float(value)
+
+
+def check_bool_mask(name: str, mask: object, target: tuple[int, ...], letters: str = "B H L S") -> Tensor:
+    """A boolean mask (True = may attend) whose dims are each 1 or the target size."""
+    check_tensor(name, mask)
+    if mask.dtype != torch.bool:
+        fail(
+            name,
+            "a boolean mask (True = may attend); convert an additive mask with "
+            "attnref.core.additive_to_bool",
+            mask.dtype,
+            TypeError,
+        )
+    check_broadcastable(name, mask, target, letters)
+    return mask
+
+
+def check_broadcastable(name: str, x: Tensor, target: tuple[int, ...], letters: str = "B H L S") -> None:
+    """Each dim of ``x``, aligned right, is 1 or the target size: never a silent broadcast."""
+    names = letters.split()
+    expected = f"a shape broadcastable to ({', '.join(names)}) = {_fmt(target)}"
+    if x.dim() > len(target):
+        fail(name, expected, _fmt(x.shape))
+    for size, want in zip(reversed(x.shape), reversed(target)):
+        if size not in (1, want):
+            fail(name, expected, _fmt(x.shape))
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        fail(name, f"one of {choices}", repr(value))
+    return value

@@ -1,0 +1,464 @@
+"""The shared core: reference attention, masks, rotary embeddings and ``repeat_kv``.
+
+Every implementation module imports this file and none imports another, so each module can be
+read (and diffed against its upstream) on its own while the math lives here once.
+
+Shape letters, used in every tensor name (``q_BHLD``, ``scores_BHLS``) and einops pattern:
+
+====  ==========================================================
+B     batch
+L     query length
+S     key / value length (``S == L`` in self-attention without a cache)
+H     query heads
+G     key / value heads (``G == H`` for multi-head attention, ``G < H`` for GQA)
+D     head dim
+E     model dim (``d_model``, ``hidden_size``, ``dim``; ``E == H * D`` unless a module says otherwise)
+====  ==========================================================
+
+Masks are boolean with ``True`` meaning *may attend*, the convention of
+``torch.nn.functional.scaled_dot_product_attention``. Additive float masks (0 where allowed,
+``-inf`` where blocked) are converted only at the edges with :func:`bool_to_additive` and
+:func:`additive_to_bool`.
+
+**Fully masked rows.** A query row whose keys are all masked has no softmax to take. Every path
+in attnref returns zeros for such a row (weights and output), as PyTorch's own
+``scaled_dot_product_attention`` does from 2.5 on; none returns NaN.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from attnref import _checks
+
+__all__ = [
+    "IMPLEMENTATIONS",
+    "sdpa_reference",
+    "attend",
+    "causal_mask",
+    "seq_id_mask",
+    "padding_mask",
+    "bool_to_additive",
+    "additive_to_bool",
+    "rope_angles",
+    "rotate_half",
+    "apply_rope_half_split",
+    "apply_rope_adjacent",
+    "adjacent_to_half_split",
+    "half_split_to_adjacent",
+    "repeat_kv",
+]
+
+IMPLEMENTATIONS = ("sdpa", "eager")
+"""Attention kernels a module can use: ``"sdpa"`` (PyTorch's fused kernel, the default) or
+``"eager"`` (:func:`sdpa_reference`, the explicit matmul/softmax path that can return weights)."""
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    # float16/bfloat16 inputs are promoted to float32 for the softmax and the RoPE rotation;
+    # float64 stays float64 so the reference is exact enough to test against.
+    return torch.promote_types(dtype, torch.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Masks
+# --------------------------------------------------------------------------------------------
+
+
+def causal_mask(L: int, S: int | None = None, *, device: torch.device | str | None = None) -> Tensor:
+    """Boolean causal mask, aligned bottom-right.
+
+    Query ``i`` may attend to keys ``0 .. S - L + i``: the last query sees every key. With a KV
+    cache holding ``S - L`` earlier tokens this is exactly "each new token sees the past and
+    itself". PyTorch's ``is_causal=True`` aligns top-left instead, which differs when ``S != L``.
+
+    Args:
+        L: query length.
+        S: key length, ``S >= L``; defaults to ``L``.
+        device: where to build the mask.
+
+    Returns:
+        ``(L, S)`` boolean, True = may attend. No row is fully masked.
+    """
+    _checks.check_positive_int("L", L)
+    S = L if S is None else _checks.check_positive_int("S", S)
+    if S < L:
+        _checks.fail("S", f"S >= L={L} (keys include every query position)", S)
+    return torch.ones(L, S, dtype=torch.bool, device=device).tril(diagonal=S - L)
+
+
+def seq_id_mask(seq_id: Tensor) -> Tensor:
+    """Mask for packed sequences: a token attends only to tokens with the same ``seq_id``.
+
+    This is ESM3's rule (``seq_id.unsqueeze(-1) == seq_id.unsqueeze(-2)``). Every token shares
+    its own id, so no row is fully masked.
+
+    Args:
+        seq_id: ``(B, L)`` integer or boolean sequence ids.
+
+    Returns:
+        ``(B, 1, L, L)`` boolean, True = may attend.
+    """
+    _checks.check_shape("seq_id", seq_id, "B L")
+    if seq_id.is_floating_point() or seq_id.is_complex():
+        _checks.fail("seq_id", "an integer or boolean tensor of sequence ids", seq_id.dtype, TypeError)
+    return (seq_id.unsqueeze(-1) == seq_id.unsqueeze(-2)).unsqueeze(1)
+
+
+def padding_mask(lengths: Tensor, S: int) -> Tensor:
+    """Key-padding mask for right-padded batches.
+
+    Args:
+        lengths: ``(B,)`` integer count of real tokens in each sequence, ``0 <= lengths <= S``.
+        S: padded key length.
+
+    Returns:
+        ``(B, 1, 1, S)`` boolean, True = may attend (key ``j`` is real when ``j < lengths[b]``).
+        A sequence of length 0 masks every key: its rows are fully masked and every attnref path
+        returns zeros for them.
+    """
+    _checks.check_shape("lengths", lengths, "B")
+    if lengths.is_floating_point() or lengths.dtype == torch.bool:
+        _checks.fail("lengths", "an integer tensor", lengths.dtype, TypeError)
+    _checks.check_positive_int("S", S)
+    keys_S = torch.arange(S, device=lengths.device)
+    return (keys_S < lengths[:, None])[:, None, None, :]
+
+
+def bool_to_additive(mask: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Boolean mask (True = may attend) to an additive one: 0 where allowed, ``-inf`` where blocked.
+
+    Args:
+        mask: boolean mask of any shape.
+        dtype: floating dtype of the result.
+
+    Returns:
+        Float tensor of ``mask``'s shape, to be *added* to the scores before the softmax.
+    """
+    _checks.check_tensor("mask", mask)
+    if mask.dtype != torch.bool:
+        _checks.fail("mask", "a boolean mask (True = may attend)", mask.dtype, TypeError)
+    if not dtype.is_floating_point:
+        _checks.fail("dtype", "a floating dtype", dtype, TypeError)
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
+
+
+def additive_to_bool(mask: Tensor) -> Tensor:
+    """Additive mask to boolean: True where the value is above the dtype's lowest finite value.
+
+    Both ``-inf`` and ``torch.finfo(dtype).min`` (what Hugging Face uses) count as blocked. Only
+    masks made of 0 and those values are masks; a learned bias such as ALiBi has no boolean form.
+
+    Args:
+        mask: floating-point additive mask of any shape.
+
+    Returns:
+        Boolean tensor of the same shape, True = may attend.
+    """
+    _checks.check_floating("mask", mask)
+    return mask > torch.finfo(mask.dtype).min
+
+
+# --------------------------------------------------------------------------------------------
+# Attention
+# --------------------------------------------------------------------------------------------
+
+
+def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> tuple[int, int]:
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        _checks.check_floating(name, x)
+        if x.dim() < 2:
+            _checks.fail(name, "at least 2 dims (..., length, head_dim)", tuple(x.shape))
+    _checks.check_same_dtype("k", k, "q", q)
+    _checks.check_same_dtype("v", v, "q", q)
+    lead = tuple(q.shape[:-2])
+    if tuple(k.shape[:-2]) != lead:
+        _checks.fail("k", f"leading dims {lead} (those of q; use repeat_kv for GQA)", tuple(k.shape))
+    if tuple(v.shape[:-2]) != lead:
+        _checks.fail("v", f"leading dims {lead} (those of q; use repeat_kv for GQA)", tuple(v.shape))
+    if k.shape[-1] != q.shape[-1]:
+        _checks.fail("k", f"head dim {q.shape[-1]} (that of q)", k.shape[-1])
+    if v.shape[-2] != k.shape[-2]:
+        _checks.fail("v", f"length {k.shape[-2]} (that of k)", v.shape[-2])
+    return q.shape[-2], k.shape[-2]
+
+
+def _check_attn_mask(attn_mask: object, q: Tensor, L: int, S: int) -> None:
+    _checks.check_tensor("attn_mask", attn_mask)
+    if attn_mask.dtype != torch.bool and not attn_mask.is_floating_point():
+        _checks.fail("attn_mask", "a boolean or floating-point mask", attn_mask.dtype, TypeError)
+    letters = " ".join([f"N{i}" for i in range(q.dim() - 2)] + ["L", "S"])
+    _checks.check_broadcastable("attn_mask", attn_mask, (*q.shape[:-2], L, S), letters)
+
+
+def sdpa_reference(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    attn_mask: Tensor | None = None,
+    *,
+    is_causal: bool = False,
+    scale: float | None = None,
+    dropout_p: float = 0.0,
+    return_weights: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Scaled dot-product attention written out: ``softmax(q k^T * scale + mask) v``.
+
+    The plain reference every fast path in attnref is tested against. Scores and softmax are
+    computed in float32 (float64 for float64 inputs) and the result is cast back to ``q``'s dtype.
+
+    Args:
+        q: ``(..., L, D)`` queries, usually ``(B, H, L, D)``.
+        k: ``(..., S, D)`` keys with the same leading dims as ``q``.
+        v: ``(..., S, Dv)`` values.
+        attn_mask: boolean (True = may attend) or additive float mask, broadcastable to
+            ``(..., L, S)``.
+        is_causal: also apply :func:`causal_mask` (aligned bottom-right when ``S > L``).
+        scale: multiplier of the scores; defaults to ``1 / sqrt(D)``.
+        dropout_p: dropout probability applied to the weights (always, like PyTorch's function;
+            modules pass 0 in eval mode).
+        return_weights: also return the attention weights.
+
+    Returns:
+        ``(..., L, Dv)`` output in ``q``'s dtype, and with ``return_weights`` the
+        ``(..., L, S)`` weights. Fully masked rows give zero weights and a zero output.
+    """
+    L, S = _check_qkv(q, k, v)
+    if attn_mask is not None:
+        _check_attn_mask(attn_mask, q, L, S)
+    dropout_p = _checks.check_probability("dropout_p", dropout_p)
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+
+    acc = _compute_dtype(q.dtype)
+    scores_NLS = (q.to(acc) @ k.to(acc).transpose(-2, -1)) * scale
+    if is_causal:
+        scores_NLS = scores_NLS.masked_fill(~causal_mask(L, S, device=q.device), float("-inf"))
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            scores_NLS = scores_NLS.masked_fill(~attn_mask, float("-inf"))
+        else:
+            scores_NLS = scores_NLS + attn_mask.to(acc)
+    # A row of -inf has no softmax (it would be NaN); define it as attending to nothing.
+    empty_NL1 = torch.isneginf(scores_NLS).all(dim=-1, keepdim=True)
+    weights_NLS = torch.softmax(scores_NLS, dim=-1).masked_fill(empty_NL1, 0.0)
+    if dropout_p > 0.0:
+        weights_NLS = F.dropout(weights_NLS, p=dropout_p)
+    out_NLD = (weights_NLS @ v.to(acc)).to(q.dtype)
+    if return_weights:
+        return out_NLD, weights_NLS.to(q.dtype)
+    return out_NLD
+
+
+def attend(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    attn_mask: Tensor | None = None,
+    *,
+    is_causal: bool = False,
+    scale: float | None = None,
+    dropout_p: float = 0.0,
+    implementation: str = "sdpa",
+) -> Tensor:
+    """Attention through the chosen kernel; what every attnref module calls.
+
+    ``"sdpa"`` runs ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels, no
+    ``L x S`` matrix where the backend allows); ``"eager"`` runs :func:`sdpa_reference`. Both give
+    the same function, including bottom-right causal alignment when ``S > L`` (which PyTorch's own
+    ``is_causal`` does not do) and zeros for fully masked rows.
+
+    Args:
+        q: ``(B, H, L, D)``.
+        k: ``(B, H, S, D)``.
+        v: ``(B, H, S, Dv)``.
+        attn_mask: boolean mask (True = may attend) broadcastable to ``(B, H, L, S)``.
+        is_causal: causal masking, aligned bottom-right.
+        scale: score multiplier, default ``1 / sqrt(D)``.
+        dropout_p: dropout on the weights.
+        implementation: ``"sdpa"`` or ``"eager"``.
+
+    Returns:
+        ``(B, H, L, Dv)``.
+    """
+    _checks.check_choice("implementation", implementation, IMPLEMENTATIONS)
+    if implementation == "eager":
+        return sdpa_reference(q, k, v, attn_mask, is_causal=is_causal, scale=scale, dropout_p=dropout_p)
+    L, S = q.shape[-2], k.shape[-2]
+    if is_causal and (attn_mask is not None or L != S):
+        # PyTorch aligns is_causal top-left; spell the bottom-right mask out instead.
+        causal_LS = causal_mask(L, S, device=q.device)
+        attn_mask = causal_LS if attn_mask is None else attn_mask & causal_LS
+        is_causal = False
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Rotary position embedding
+# --------------------------------------------------------------------------------------------
+
+
+def rope_angles(
+    positions: Tensor,
+    dim: int,
+    theta: float = 10000.0,
+    *,
+    scaling_factor: float = 1.0,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Rotation angles ``m * theta^(-2i/dim)`` for positions ``m`` and channel pairs ``i``.
+
+    The angles grow with the position, so they are computed in ``dtype`` (float32 by default, as
+    Hugging Face LLaMA and ESM do; Flux uses float64), never in a half-precision input dtype
+    where neighbouring positions would collide.
+
+    Args:
+        positions: ``(...)`` token positions (integer or float).
+        dim: rotated head dim, even.
+        theta: base of the frequencies (``rope_theta``, ``base``).
+        scaling_factor: linear position interpolation: positions are divided by it.
+        dtype: float32 or float64, the precision of the computation and of the result.
+
+    Returns:
+        ``(..., dim / 2)`` angles in ``dtype``; pair ``i`` turns at frequency ``theta^(-2i/dim)``.
+    """
+    _checks.check_tensor("positions", positions)
+    _checks.check_positive_int("dim", dim)
+    _checks.check_even("dim", dim)
+    if dtype not in (torch.float32, torch.float64):
+        _checks.fail("dtype", "torch.float32 or torch.float64", dtype, TypeError)
+    inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=dtype, device=positions.device) / dim))
+    return (positions.to(dtype) / scaling_factor)[..., None] * inv_freq
+
+
+def rotate_half(x: Tensor) -> Tensor:
+    """``[x1, x2] -> [-x2, x1]`` on the last dim's two halves (the half-split convention)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def _check_rope_inputs(x: Tensor, cos: Tensor, sin: Tensor) -> None:
+    _checks.check_floating("x", x)
+    _checks.check_even("x.shape[-1]", x.shape[-1])
+    half = x.shape[-1] // 2
+    for name, t in (("cos", cos), ("sin", sin)):
+        _checks.check_floating(name, t)
+        letters = " ".join([f"N{i}" for i in range(x.dim() - 1)] + ["D/2"])
+        _checks.check_broadcastable(name, t, (*x.shape[:-1], half), letters)
+
+
+def apply_rope_half_split(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate channel ``i`` with channel ``i + D/2`` (Hugging Face LLaMA, ESM, GPT-NeoX).
+
+    ``x * [cos, cos] + rotate_half(x) * [sin, sin]``, computed in float32 or better and cast back.
+
+    Args:
+        x: ``(..., D)`` queries or keys, ``D`` even.
+        cos: ``(..., D/2)`` cosines of :func:`rope_angles`, broadcastable to ``x[..., :D/2]``.
+        sin: ``(..., D/2)`` sines.
+
+    Returns:
+        ``x``'s shape and dtype.
+    """
+    _check_rope_inputs(x, cos, sin)
+    acc = _compute_dtype(x.dtype)
+    x_acc = x.to(acc)
+    cos_D = torch.cat((cos, cos), dim=-1).to(acc)
+    sin_D = torch.cat((sin, sin), dim=-1).to(acc)
+    return (x_acc * cos_D + rotate_half(x_acc) * sin_D).to(x.dtype)
+
+
+def apply_rope_adjacent(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate channel ``2i`` with channel ``2i + 1`` (Meta's LLaMA, Flux, Happy-LLM, RoFormer).
+
+    Each adjacent pair ``(a, b)`` becomes ``(a cos - b sin, a sin + b cos)``: the complex product
+    ``(a + ib) e^{i angle}``. Computed in float32 or better and cast back.
+
+    Args:
+        x: ``(..., D)`` queries or keys, ``D`` even.
+        cos: ``(..., D/2)`` cosines of :func:`rope_angles`, broadcastable to ``x[..., ::2]``.
+        sin: ``(..., D/2)`` sines.
+
+    Returns:
+        ``x``'s shape and dtype.
+    """
+    _check_rope_inputs(x, cos, sin)
+    acc = _compute_dtype(x.dtype)
+    a, b = x.to(acc).unflatten(-1, (-1, 2)).unbind(-1)
+    cos, sin = cos.to(acc), sin.to(acc)
+    return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2).to(x.dtype)
+
+
+def _check_rope_rows(w: Tensor, n_heads: int) -> int:
+    _checks.check_tensor("w", w)
+    _checks.check_positive_int("n_heads", n_heads)
+    if w.dim() not in (1, 2):
+        _checks.fail("w", "a projection weight (out, in) or bias (out,)", tuple(w.shape))
+    _checks.check_divisible("w.shape[0]", w.shape[0], "n_heads", n_heads)
+    head_dim = w.shape[0] // n_heads
+    _checks.check_even("head dim w.shape[0] // n_heads", head_dim)
+    return head_dim
+
+
+def adjacent_to_half_split(w: Tensor, n_heads: int) -> Tensor:
+    """Reorder q/k projection rows from the adjacent-pair to the half-split RoPE convention.
+
+    Within each head, output rows ``0, 2, 4, ...`` move to the first half and ``1, 3, 5, ...`` to
+    the second, so a pair that was rotated as channels ``(2i, 2i+1)`` is rotated as
+    ``(i, i + D/2)``. This is the permutation Hugging Face's LLaMA weight conversion applies to
+    Meta's ``wq``/``wk``; attention scores are unchanged because q and k move together.
+
+    Args:
+        w: ``(n_heads * D, in)`` weight or ``(n_heads * D,)`` bias of a q or k projection.
+        n_heads: heads of this projection (``num_kv_heads`` for k under GQA).
+
+    Returns:
+        Tensor of ``w``'s shape with rows reordered.
+    """
+    head_dim = _check_rope_rows(w, n_heads)
+    rest = w.shape[1:]
+    return w.reshape(n_heads, head_dim // 2, 2, *rest).transpose(1, 2).reshape(w.shape)
+
+
+def half_split_to_adjacent(w: Tensor, n_heads: int) -> Tensor:
+    """Inverse of :func:`adjacent_to_half_split`: half-split rows back to adjacent pairs.
+
+    Args:
+        w: ``(n_heads * D, in)`` weight or ``(n_heads * D,)`` bias of a q or k projection.
+        n_heads: heads of this projection.
+
+    Returns:
+        Tensor of ``w``'s shape with rows reordered.
+    """
+    head_dim = _check_rope_rows(w, n_heads)
+    rest = w.shape[1:]
+    return w.reshape(n_heads, 2, head_dim // 2, *rest).transpose(1, 2).reshape(w.shape)
+
+
+# --------------------------------------------------------------------------------------------
+# Grouped-query attention
+# --------------------------------------------------------------------------------------------
+
+
+def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
+    """Repeat each key/value head ``n_rep`` times so G kv heads serve ``H = G * n_rep`` query heads.
+
+    Head ``g`` is repeated in place (``[k0, k0, k1, k1]`` for ``n_rep = 2``), matching how
+    Hugging Face groups query heads: query head ``h`` reads kv head ``h // n_rep``.
+
+    Args:
+        x: ``(B, G, S, D)`` keys or values.
+        n_rep: repetitions, ``H // G``.
+
+    Returns:
+        ``(B, G * n_rep, S, D)``; ``x`` itself when ``n_rep == 1``.
+    """
+    _checks.check_shape("x", x, "B G S D")
+    _checks.check_positive_int("n_rep", n_rep)
+    if n_rep == 1:
+        return x
+    B, G, S, D = x.shape
+    return x[:, :, None].expand(B, G, n_rep, S, D).reshape(B, G * n_rep, S, D)
