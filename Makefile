@@ -24,7 +24,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest --codeblocks
 
 build: setup
 	$(VENV)/bin/mkdocs build --strict

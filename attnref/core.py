@@ -283,6 +283,8 @@ def attend(
         ``(B, H, L, Dv)``.
     """
     _checks.check_choice("implementation", implementation, IMPLEMENTATIONS)
+    if attn_mask is not None:
+        _checks.check_bool_mask("attn_mask", attn_mask, (*q.shape[:-2], q.shape[-2], k.shape[-2]))
     if implementation == "eager":
         return sdpa_reference(q, k, v, attn_mask, is_causal=is_causal, scale=scale, dropout_p=dropout_p)
     L, S = q.shape[-2], k.shape[-2]

@@ -1,0 +1,328 @@
+"""attnref.core: the reference attention, masks, RoPE and repeat_kv that every module builds on."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from attnref import core
+
+torch.manual_seed(0)
+
+
+def rand(*shape, dtype=torch.float64):
+    return torch.randn(*shape, dtype=dtype)
+
+
+# -- sdpa_reference ---------------------------------------------------------------------------
+
+
+def test_reference_equals_the_formula_written_per_element():
+    q, k, v = rand(2, 3, 4, 5), rand(2, 3, 6, 5), rand(2, 3, 6, 7)
+    out, weights = core.sdpa_reference(q, k, v, return_weights=True)
+    # One (b, h, i) row by hand: exp(q.k_j / sqrt(d)) normalised, then the weighted sum of v.
+    b, h, i = 1, 2, 3
+    logits = torch.tensor([float(q[b, h, i] @ k[b, h, j]) / math.sqrt(5) for j in range(6)], dtype=torch.float64)
+    p = logits.exp() / logits.exp().sum()
+    assert torch.allclose(weights[b, h, i], p)
+    assert torch.allclose(out[b, h, i], (p[:, None] * v[b, h]).sum(0))
+    assert out.shape == (2, 3, 4, 7) and weights.shape == (2, 3, 4, 6)
+
+
+@pytest.mark.parametrize("L,S", [(5, 5), (3, 7), (1, 4)])
+@pytest.mark.parametrize("mask_kind", [None, "bool", "additive"])
+def test_reference_matches_torch_sdpa(L, S, mask_kind):
+    q, k, v = rand(2, 3, L, 8), rand(2, 3, S, 8), rand(2, 3, S, 8)
+    mask = None
+    if mask_kind:
+        mask = torch.rand(2, 1, L, S) > 0.3
+        mask[..., 0] = True  # no fully masked row: torch and the reference agree there too, tested below
+        if mask_kind == "additive":
+            mask = core.bool_to_additive(mask, torch.float64)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.allclose(core.sdpa_reference(q, k, v, mask), expected, atol=1e-12)
+
+
+def test_reference_scale_argument():
+    q, k, v = rand(1, 1, 4, 8), rand(1, 1, 4, 8), rand(1, 1, 4, 8)
+    expected = F.scaled_dot_product_attention(q, k, v, scale=0.3)
+    assert torch.allclose(core.sdpa_reference(q, k, v, scale=0.3), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("implementation", core.IMPLEMENTATIONS)
+@pytest.mark.parametrize("mask_kind", ["bool", "additive"])
+def test_fully_masked_rows_give_zeros_not_nan(implementation, mask_kind):
+    q, k, v = rand(1, 2, 3, 4), rand(1, 2, 5, 4), rand(1, 2, 5, 4)
+    mask = torch.ones(1, 1, 3, 5, dtype=torch.bool)
+    mask[..., 1, :] = False  # query 1 may attend to nothing
+    if mask_kind == "additive":
+        mask = core.bool_to_additive(mask, torch.float64)
+    if mask_kind == "bool":
+        out = core.attend(q, k, v, mask, implementation=implementation)
+    else:
+        with pytest.raises(TypeError, match=r"attn_mask: expected a boolean mask"):
+            core.attend(q, k, v, mask, implementation=implementation)
+        out = core.sdpa_reference(q, k, v, mask)
+    assert not out.isnan().any()
+    assert torch.equal(out[:, :, 1], torch.zeros_like(out[:, :, 1]))
+    _, weights = core.sdpa_reference(q, k, v, mask, return_weights=True)
+    assert torch.equal(weights[:, :, 1], torch.zeros_like(weights[:, :, 1]))
+    assert torch.allclose(weights[:, :, [0, 2]].sum(-1), torch.ones(1, 2, 2, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_reference_softmax_in_float32_and_casts_back(dtype):
+    # Scores of 1e5 overflow float16 (max 65504) if computed in the input dtype.
+    q = torch.full((1, 1, 2, 4), 200.0, dtype=dtype)
+    k = torch.full((1, 1, 3, 4), 250.0, dtype=dtype)
+    v = torch.randn(1, 1, 3, 4).to(dtype)
+    out = core.sdpa_reference(q, k, v, scale=1.0)
+    assert out.dtype == dtype and out.isfinite().all()
+    assert torch.allclose(out.float(), v.float().mean(2, keepdim=True).expand(1, 1, 2, 4), atol=1e-2)
+
+
+def test_dropout_in_the_reference_follows_the_seed_and_zero_is_exact():
+    q, k, v = rand(1, 2, 4, 4), rand(1, 2, 4, 4), rand(1, 2, 4, 4)
+    torch.manual_seed(3)
+    a = core.sdpa_reference(q, k, v, dropout_p=0.5)
+    torch.manual_seed(3)
+    b = core.sdpa_reference(q, k, v, dropout_p=0.5)
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, core.sdpa_reference(q, k, v))
+    assert torch.equal(core.sdpa_reference(q, k, v, dropout_p=0.0), core.sdpa_reference(q, k, v))
+
+
+def test_reference_gradcheck():
+    q, k, v = (rand(1, 2, 3, 4).requires_grad_() for _ in range(3))
+    mask = torch.tensor([[True, False, True], [True, True, True], [False, True, True]])
+    assert torch.autograd.gradcheck(lambda *t: core.sdpa_reference(*t, mask, is_causal=False), (q, k, v))
+
+
+# -- attend -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("L,S", [(6, 6), (2, 6), (1, 6)])
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_attend_implementations_agree_with_bottom_right_causality(L, S, with_mask):
+    q, k, v = rand(2, 3, L, 8), rand(2, 3, S, 8), rand(2, 3, S, 8)
+    mask = (torch.rand(2, 1, 1, S) > 0.2) if with_mask else None
+    if mask is not None:
+        mask[..., -1] = True
+    fast = core.attend(q, k, v, mask, is_causal=True, implementation="sdpa")
+    slow = core.attend(q, k, v, mask, is_causal=True, implementation="eager")
+    assert torch.allclose(fast, slow, atol=1e-12)
+    # The last query sees every key: bottom-right alignment.
+    full = core.sdpa_reference(q, k, v, mask)
+    assert torch.allclose(fast[:, :, -1], full[:, :, -1], atol=1e-12)
+
+
+def test_attend_causality_future_keys_do_not_matter():
+    q, k, v = rand(1, 2, 5, 4), rand(1, 2, 5, 4), rand(1, 2, 5, 4)
+    out = core.attend(q, k, v, is_causal=True)
+    k2, v2 = k.clone(), v.clone()
+    k2[:, :, 3:] += 10
+    v2[:, :, 3:] -= 10
+    out2 = core.attend(q, k2, v2, is_causal=True)
+    assert torch.allclose(out[:, :, :3], out2[:, :, :3], atol=1e-12)
+    assert not torch.allclose(out[:, :, 3:], out2[:, :, 3:])
+
+
+def test_attend_rejects_unknown_implementation():
+    q = rand(1, 1, 2, 4)
+    with pytest.raises(ValueError, match=r"implementation: expected one of \('sdpa', 'eager'\), got 'flash'"):
+        core.attend(q, q, q, implementation="flash")
+
+
+# -- masks ------------------------------------------------------------------------------------
+
+
+def test_causal_mask_square_and_bottom_right():
+    assert torch.equal(core.causal_mask(3), torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]], dtype=torch.bool))
+    m = core.causal_mask(2, 5)
+    assert torch.equal(m, torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]], dtype=torch.bool))
+    # PyTorch's is_causal is top-left aligned: for S > L it hides keys the new tokens must see.
+    top_left = torch.ones(2, 5, dtype=torch.bool).tril()
+    assert not torch.equal(m, top_left)
+
+
+def test_causal_mask_errors():
+    with pytest.raises(ValueError, match=r"S: expected S >= L=4.*got 2"):
+        core.causal_mask(4, 2)
+    with pytest.raises(TypeError, match=r"L: expected an int, got float 3.0"):
+        core.causal_mask(3.0)
+    with pytest.raises(ValueError, match=r"L: expected a positive int, got 0"):
+        core.causal_mask(0)
+
+
+def test_seq_id_mask_is_block_diagonal():
+    seq_id = torch.tensor([[0, 0, 1, 1, 1, 2]])
+    m = core.seq_id_mask(seq_id)
+    assert m.shape == (1, 1, 6, 6)
+    expected = torch.block_diag(torch.ones(2, 2), torch.ones(3, 3), torch.ones(1, 1)).bool()
+    assert torch.equal(m[0, 0], expected)
+    with pytest.raises(ValueError, match=r"seq_id: expected shape \(B, L\) \(2 dims\), got \(6\) \(1 dims\)"):
+        core.seq_id_mask(seq_id[0])
+    with pytest.raises(TypeError, match=r"seq_id: expected an integer or boolean tensor.*float32"):
+        core.seq_id_mask(seq_id.float())
+
+
+def test_padding_mask_and_zero_length_sequence():
+    m = core.padding_mask(torch.tensor([3, 0, 5]), 5)
+    assert m.shape == (3, 1, 1, 5)
+    assert m[0, 0, 0].tolist() == [True, True, True, False, False]
+    assert not m[1].any()
+    q, k, v = rand(3, 2, 4, 8), rand(3, 2, 5, 8), rand(3, 2, 5, 8)
+    for implementation in core.IMPLEMENTATIONS:
+        out = core.attend(q, k, v, m, implementation=implementation)
+        assert torch.equal(out[1], torch.zeros_like(out[1]))
+        assert torch.allclose(out[0], core.sdpa_reference(q[:1], k[:1, :, :3], v[:1, :, :3])[0], atol=1e-12)
+    with pytest.raises(TypeError, match=r"lengths: expected an integer tensor, got torch.float32"):
+        core.padding_mask(torch.tensor([1.0]), 3)
+
+
+def test_bool_and_additive_round_trip():
+    m = torch.rand(2, 1, 3, 4) > 0.5
+    add = core.bool_to_additive(m)
+    assert add.dtype == torch.float32
+    assert torch.equal(add == 0, m) and torch.isneginf(add[~m]).all()
+    assert torch.equal(core.additive_to_bool(add), m)
+    hf_style = torch.zeros(3).masked_fill(torch.tensor([False, True, False]), torch.finfo(torch.float32).min)
+    assert core.additive_to_bool(hf_style).tolist() == [True, False, True]
+    with pytest.raises(TypeError, match=r"mask: expected a boolean mask .*got torch.float32"):
+        core.bool_to_additive(add)
+    with pytest.raises(TypeError, match=r"mask: expected a floating-point tensor, got torch.bool"):
+        core.additive_to_bool(m)
+
+
+# -- argument checks --------------------------------------------------------------------------
+
+
+def test_reference_bad_inputs_name_the_argument():
+    q = rand(2, 3, 4, 8)
+    with pytest.raises(ValueError, match=r"k: expected head dim 8 \(that of q\), got 6"):
+        core.sdpa_reference(q, rand(2, 3, 4, 6), rand(2, 3, 4, 8))
+    with pytest.raises(ValueError, match=r"k: expected leading dims \(2, 3\).*got \(2, 1, 4, 8\)"):
+        core.sdpa_reference(q, rand(2, 1, 4, 8), rand(2, 1, 4, 8))
+    with pytest.raises(ValueError, match=r"v: expected length 4 \(that of k\), got 5"):
+        core.sdpa_reference(q, q, rand(2, 3, 5, 8))
+    with pytest.raises(TypeError, match=r"k: expected dtype torch.float64 \(the dtype of q\), got torch.float32"):
+        core.sdpa_reference(q, q.float(), q)
+    with pytest.raises(ValueError, match=r"attn_mask: expected a shape broadcastable to .* = \(2, 3, 4, 4\), got \(4, 5\)"):
+        core.sdpa_reference(q, q, q, torch.ones(4, 5, dtype=torch.bool))
+    with pytest.raises(TypeError, match=r"attn_mask: expected a boolean or floating-point mask, got torch.int64"):
+        core.sdpa_reference(q, q, q, torch.ones(4, 4, dtype=torch.long))
+    with pytest.raises(TypeError, match=r"q: expected a torch.Tensor, got list"):
+        core.sdpa_reference([1.0], q, q)
+    with pytest.raises(ValueError, match=r"dropout_p: expected a float in \[0, 1\), got 1.5"):
+        core.sdpa_reference(q, q, q, dropout_p=1.5)
+
+
+# -- RoPE -------------------------------------------------------------------------------------
+
+
+def test_rope_angles_formula_and_dtype():
+    pos = torch.arange(6)
+    ang = core.rope_angles(pos, 8, theta=100.0)
+    assert ang.shape == (6, 4) and ang.dtype == torch.float32
+    expected = torch.tensor([[m * 100.0 ** (-2 * i / 8) for i in range(4)] for m in range(6)])
+    assert torch.allclose(ang, expected)
+    assert core.rope_angles(pos, 8, dtype=torch.float64).dtype == torch.float64
+    assert torch.allclose(core.rope_angles(pos, 8, scaling_factor=2.0), core.rope_angles(pos / 2, 8))
+
+
+def test_rope_angles_stay_precise_for_half_precision_positions():
+    # In bfloat16, 2047 and 2048 are the same number; angles from float32 positions keep them apart.
+    pos = torch.tensor([2047, 2048])
+    assert torch.tensor(2047.0, dtype=torch.bfloat16) == torch.tensor(2048.0, dtype=torch.bfloat16)
+    ang = core.rope_angles(pos, 4)
+    assert ang[0, 0] != ang[1, 0]
+
+
+def test_rope_errors():
+    with pytest.raises(ValueError, match=r"dim: expected an even number .*got 7"):
+        core.rope_angles(torch.arange(3), 7)
+    with pytest.raises(ValueError, match=r"x.shape\[-1\]: expected an even number .*got 5"):
+        core.apply_rope_half_split(rand(2, 5), rand(2, 2), rand(2, 2))
+    with pytest.raises(ValueError, match=r"cos: expected a shape broadcastable to .* = \(3, 4\), got \(2, 4\)"):
+        core.apply_rope_adjacent(rand(3, 8), rand(2, 4), rand(2, 4))
+    with pytest.raises(TypeError, match=r"dtype: expected torch.float32 or torch.float64, got torch.float16"):
+        core.rope_angles(torch.arange(3), 4, dtype=torch.float16)
+
+
+def test_both_conventions_are_rotations_of_pairs():
+    x = rand(3, 8)
+    ang = core.rope_angles(torch.arange(3), 8, dtype=torch.float64)
+    adj = core.apply_rope_adjacent(x, ang.cos(), ang.sin())
+    half = core.apply_rope_half_split(x, ang.cos(), ang.sin())
+    # Adjacent pairs: the complex product (x0 + i x1) e^{i angle}.
+    xc = torch.view_as_complex(x.reshape(3, 4, 2).contiguous())
+    assert torch.allclose(adj, torch.view_as_real(xc * torch.polar(torch.ones_like(ang), ang)).flatten(-2))
+    # Half-split: the same rotation on pairs (i, i + D/2).
+    xh = torch.complex(x[:, :4], x[:, 4:]) * torch.polar(torch.ones_like(ang), ang)
+    assert torch.allclose(half, torch.cat([xh.real, xh.imag], -1))
+    assert torch.allclose(adj.norm(dim=-1), x.norm(dim=-1)) and torch.allclose(half.norm(dim=-1), x.norm(dim=-1))
+    assert torch.allclose(core.rotate_half(torch.arange(4.0)), torch.tensor([-2.0, -3.0, 0.0, 1.0]))
+
+
+def test_rope_scores_depend_only_on_relative_position():
+    q, k = rand(8), rand(8)
+
+    def score(m, n):
+        ang = core.rope_angles(torch.tensor([m, n]), 8, dtype=torch.float64)
+        rq = core.apply_rope_half_split(q, ang[0].cos(), ang[0].sin())
+        rk = core.apply_rope_half_split(k, ang[1].cos(), ang[1].sin())
+        return float(rq @ rk)
+
+    assert math.isclose(score(3, 1), score(10, 8), rel_tol=1e-12)
+    assert not math.isclose(score(3, 1), score(3, 2), rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_rope_rotation_runs_in_float32(dtype):
+    x = torch.randn(4, 16)
+    ang = core.rope_angles(torch.arange(4) * 500, 16)
+    low = core.apply_rope_half_split(x.to(dtype), ang.cos(), ang.sin())
+    assert low.dtype == dtype
+    exact = core.apply_rope_half_split(x.to(dtype).float(), ang.cos(), ang.sin())
+    assert torch.equal(low, exact.to(dtype))
+
+
+@pytest.mark.parametrize("n_heads,head_dim", [(1, 4), (3, 8)])
+def test_row_permutation_maps_adjacent_rope_onto_half_split(n_heads, head_dim):
+    E = 6
+    w = rand(n_heads * head_dim, E)
+    x = rand(5, E)
+    ang = core.rope_angles(torch.arange(5), head_dim, dtype=torch.float64)
+    cos, sin = ang.cos()[:, None], ang.sin()[:, None]
+    meta = core.apply_rope_adjacent((x @ w.T).unflatten(-1, (n_heads, head_dim)), cos, sin)
+    hf = core.apply_rope_half_split((x @ core.adjacent_to_half_split(w, n_heads).T).unflatten(-1, (n_heads, head_dim)), cos, sin)
+    # The same numbers, in the half-split channel order: dot products (scores) are identical.
+    assert torch.allclose(core.adjacent_to_half_split(meta.flatten(-2).T, n_heads).T, hf.flatten(-2))
+    assert torch.equal(core.half_split_to_adjacent(core.adjacent_to_half_split(w, n_heads), n_heads), w)
+    b = rand(n_heads * head_dim)
+    assert torch.equal(core.half_split_to_adjacent(core.adjacent_to_half_split(b, n_heads), n_heads), b)
+
+
+def test_row_permutation_on_one_head_of_four_channels():
+    w = torch.arange(4.0)[:, None]
+    assert core.adjacent_to_half_split(w, 1).flatten().tolist() == [0.0, 2.0, 1.0, 3.0]
+    with pytest.raises(ValueError, match=r"w.shape\[0\]: expected a multiple of n_heads=3, got 4"):
+        core.adjacent_to_half_split(w, 3)
+    with pytest.raises(ValueError, match=r"head dim w.shape\[0\] // n_heads: expected an even number.*got 3"):
+        core.adjacent_to_half_split(torch.zeros(6, 2), 2)
+
+
+# -- repeat_kv --------------------------------------------------------------------------------
+
+
+def test_repeat_kv_groups_heads_in_place():
+    x = torch.arange(2.0).reshape(1, 2, 1, 1).expand(1, 2, 3, 4)
+    out = core.repeat_kv(x, 3)
+    assert out.shape == (1, 6, 3, 4)
+    assert out[0, :, 0, 0].tolist() == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    assert core.repeat_kv(x, 1) is x
+    with pytest.raises(ValueError, match=r"x: expected shape \(B, G, S, D\) \(4 dims\), got \(2, 3, 4\)"):
+        core.repeat_kv(torch.zeros(2, 3, 4), 2)
+    with pytest.raises(ValueError, match=r"n_rep: expected a positive int, got 0"):
+        core.repeat_kv(x, 0)
