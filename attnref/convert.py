@@ -177,7 +177,9 @@ def to_mha(separate: Separate, prefix: str = "") -> dict[str, Tensor]:
     """Write ``torch.nn.MultiheadAttention`` weights.
 
     ``nn.MultiheadAttention(bias=True)`` holds biases on the input and output projections
-    together: give all four biases or none.
+    together: give all four biases or none. Inside ``MHAPyTorchClass`` these are only the inner
+    module's weights; its ``proj`` and its ``mask`` buffer are not among them, so start from
+    ``module.state_dict()`` and update it.
 
     Args:
         separate: the separate form, ``G == H`` and square projections.
@@ -260,8 +262,10 @@ def from_esm(state_dict: dict[str, Tensor]) -> Separate:
     """Read the projections of :class:`~attnref.esm.MultiHeadAttention` (``layernorm_qkv.1``, ``out_proj``).
 
     The LayerNorm before the projection and ``q_ln``/``k_ln`` are not projections and are not
-    read; the result reproduces ESM only on inputs that are already layer-normed, with
-    ``qk_layernorm=False`` and without RoPE.
+    read. ESM always applies RoPE, so another layout holding these weights computes what ESM
+    computes only on layer-normed inputs, with ``qk_layernorm=False``, and with ESM's rotation
+    taken out (at position 0 it is the identity; ``tests/test_convert.py`` swaps
+    ``module.rotary`` for a no-op to compare whole sequences).
 
     Args:
         state_dict: the ESM module's ``state_dict``.

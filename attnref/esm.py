@@ -202,8 +202,8 @@ class MultiHeadAttention(nn.Module):
             ``(B, L, d_model)``.
         """
         self._check_inputs(x, seq_id)
-        qkv_BL3E = self.layernorm_qkv(x)
-        query_BLE, key_BLE, value_BLE = qkv_BL3E.chunk(3, dim=-1)
+        # One Linear to 3 * E channels, rows [q; k; v]: split the last dim in three.
+        query_BLE, key_BLE, value_BLE = self.layernorm_qkv(x).chunk(3, dim=-1)
         # Under autocast LayerNorm returns float32; upstream casts both back to the query's dtype.
         query_BLE = self.q_ln(query_BLE).to(query_BLE.dtype)
         key_BLE = self.k_ln(key_BLE).to(query_BLE.dtype)
