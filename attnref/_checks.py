@@ -11,8 +11,8 @@ import torch
 from torch import Tensor
 
 
-def fail(name: str, expected: str, got: object, error: type[Exception] = ValueError) -> None:
-    raise error(f"{name}: expected {expected}, got {got}")
+def fail(name: str, expected: str, got: object, error: type[Exception] = ValueError, hint: str = "") -> None:
+    raise error(f"{name}: expected {expected}, got {got}" + (f"; {hint}" if hint else ""))
 
 
 def _fmt(shape) -> str:

@@ -319,7 +319,8 @@ def to_esm(separate: Separate, qk_layernorm: bool = True) -> dict[str, Tensor]:
 
 
 def _permute_qk(separate: Separate, n_heads: int, n_kv_heads: int | None, permute) -> Separate:
-    _check_separate(separate)
+    # Only q and k rotate: v and o may be absent.
+    _get(separate, "q.weight"), _get(separate, "k.weight")
     n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
     out = {key: value.clone() for key, value in separate.items()}
     for name, heads in (("q", n_heads), ("k", n_kv_heads)):

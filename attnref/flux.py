@@ -86,10 +86,8 @@ def _check_pe(pe: object, B: int, H: int, L: int, D: int, name: str = "pe") -> N
         # Without a head axis, pe's batch axis would line up with q's head axis and broadcast
         # silently whenever B == H.
         _checks.fail(
-            name,
-            f"{expected}; the head axis is missing: add it with {name}.unsqueeze(1), or build {name} "
-            "with EmbedND, which returns it",
-            got,
+            name, expected, got,
+            hint=f"the head axis is missing: add it with {name}.unsqueeze(1), or build {name} with EmbedND",
         )
     if pe.dim() != 6:
         _checks.fail(name, expected, got)
