@@ -24,6 +24,10 @@ How Flux's attention differs from plain multi-head attention:
   q and k. Positions are read from ``ids``, not from token order.
 - The rotary embedding is passed in (``pe``), not computed inside the attention; no mask, no
   dropout.
+
+Flux's blocks (``SelfAttention``, ``DoubleStreamBlock``, ``SingleStreamBlock`` in
+``modules/layers.py``) also RMS-normalise q and k per head (``QKNorm``) before calling
+``attention``; that norm belongs to the blocks and is not part of this module.
 """
 
 from __future__ import annotations

@@ -9,8 +9,12 @@ Shape letters are :mod:`attnref.core`'s: B batch, L query length, S key length, 
 (upstream's ``n_local_heads``), D head dim (``head_dim``), E model dim. Here the input width
 ``n_embd`` and the output width ``dim`` may differ; both default to ``dim``.
 
-The listing as printed does not run; the fixes made here are listed on
-:class:`MultiHeadAttention`.
+Two upstream sources disagree. The code file above runs, but only for self-attention of
+sequences up to ``max_seq_len``. The listing printed in the chapter text (``docs/chapter2``,
+section 2.1, "注意力机制") does not run at all: it never stores ``is_causal``, never imports
+``math``/``F`` or defines ``ModelArgs``, and builds ``wq`` from ``args.dim`` where the code file
+uses ``args.n_embd``. attnref follows the code file (``n_embd`` in, ``dim`` out) and fixes both;
+the fixes are listed on :class:`MultiHeadAttention`.
 """
 
 from __future__ import annotations
@@ -117,7 +121,7 @@ class MultiHeadAttention(nn.Module):
     load strictly, but attention itself goes through :func:`attnref.core.attend` with
     ``is_causal=True`` (no mask is sliced or added per call).
 
-    The tutorial's listing does not run as printed; fixed here:
+    Fixed here, first two in the chapter's printed listing only, the rest in both sources:
 
     - ``is_causal`` is never stored, so ``forward`` fails with ``AttributeError`` on
       ``self.is_causal``: it is stored.
