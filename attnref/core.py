@@ -20,8 +20,9 @@ Masks are boolean with ``True`` meaning *may attend*, the convention of
 ``-inf`` where blocked) are converted only at the edges with :func:`bool_to_additive` and
 :func:`additive_to_bool`.
 
-**Fully masked rows.** A query row whose keys are all masked has no softmax to take. Every path
-in attnref returns zeros for such a row (weights and output), as PyTorch's own
+**Fully masked rows.** A query row whose keys are all masked (boolean False, or additive
+``-inf`` or ``torch.finfo(dtype).min``) has no softmax to take. Every path in attnref returns zeros
+for such a row (weights and output) with finite gradients, as PyTorch's own
 ``scaled_dot_product_attention`` does from 2.5 on; none returns NaN.
 """
 
@@ -233,16 +234,21 @@ def sdpa_reference(
 
     acc = _compute_dtype(q.dtype)
     scores_NLS = (q.to(acc) @ k.to(acc).transpose(-2, -1)) * scale
-    if is_causal:
-        scores_NLS = scores_NLS.masked_fill(~causal_mask(L, S, device=q.device), float("-inf"))
+    blocked_NLS = ~causal_mask(L, S, device=q.device) if is_causal else None
     if attn_mask is not None:
         if attn_mask.dtype == torch.bool:
-            scores_NLS = scores_NLS.masked_fill(~attn_mask, float("-inf"))
+            blocked_mask = ~attn_mask
         else:
             scores_NLS = scores_NLS + attn_mask.to(acc)
-    # A row of -inf has no softmax (it would be NaN); define it as attending to nothing.
+            # finfo.min (Hugging Face's "blocked") counts as blocked, as in additive_to_bool.
+            blocked_mask = attn_mask <= torch.finfo(attn_mask.dtype).min
+        blocked_NLS = blocked_mask if blocked_NLS is None else blocked_NLS | blocked_mask
+    if blocked_NLS is not None:
+        scores_NLS = scores_NLS.masked_fill(blocked_NLS, float("-inf"))
+    # A row of -inf has no softmax: NaN forward and NaN gradients. Define it as attending to
+    # nothing, and feed the softmax zeros there so no NaN reaches the backward pass either.
     empty_NL1 = torch.isneginf(scores_NLS).all(dim=-1, keepdim=True)
-    weights_NLS = torch.softmax(scores_NLS, dim=-1).masked_fill(empty_NL1, 0.0)
+    weights_NLS = torch.softmax(scores_NLS.masked_fill(empty_NL1, 0.0), dim=-1).masked_fill(empty_NL1, 0.0)
     if dropout_p > 0.0:
         weights_NLS = F.dropout(weights_NLS, p=dropout_p)
     out_NLD = (weights_NLS @ v.to(acc)).to(q.dtype)
@@ -283,6 +289,7 @@ def attend(
         ``(B, H, L, Dv)``.
     """
     _checks.check_choice("implementation", implementation, IMPLEMENTATIONS)
+    _check_qkv(q, k, v)
     if attn_mask is not None:
         _checks.check_bool_mask("attn_mask", attn_mask, (*q.shape[:-2], q.shape[-2], k.shape[-2]))
     if implementation == "eager":
