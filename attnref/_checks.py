@@ -64,6 +64,20 @@ def check_positive_int(name: str, value: object) -> int:
     return value
 
 
+def check_positive_number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        fail(name, "a positive number", f"{type(value).__name__} {value!r}", TypeError)
+    if not value > 0:
+        fail(name, "a positive number", value)
+    return value
+
+
+def check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        fail(name, "a bool", f"{type(value).__name__} {value!r}", TypeError)
+    return value
+
+
 def check_divisible(name: str, value: int, by_name: str, by: int) -> None:
     if value % by != 0:
         fail(name, f"a multiple of {by_name}={by}", value)

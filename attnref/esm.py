@@ -35,14 +35,6 @@ from attnref import _checks, core
 __all__ = ["RotaryEmbedding", "MultiHeadAttention"]
 
 
-def _check_positive_number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        _checks.fail(name, "a positive number", f"{type(value).__name__} {value!r}", TypeError)
-    if not value > 0:
-        _checks.fail(name, "a positive number", value)
-    return float(value)
-
-
 class RotaryEmbedding(nn.Module):
     """Half-split rotary position embedding with cached cos/sin tables.
 
@@ -72,8 +64,8 @@ class RotaryEmbedding(nn.Module):
         _checks.check_positive_int("dim", dim)
         _checks.check_even("dim", dim)
         self.dim = dim
-        self.base = _check_positive_number("base", base)
-        self.scaling_factor = _check_positive_number("scaling_factor", scaling_factor)
+        self.base = float(_checks.check_positive_number("base", base))
+        self.scaling_factor = float(_checks.check_positive_number("scaling_factor", scaling_factor))
         # The angles at position 1 are the inverse frequencies base^(-2i/D) themselves. The buffer
         # is not persistent, as upstream, so no rotary key appears in a state_dict; the tables
         # below come from core.rope_angles in float32 whatever dtype the module is cast to.

@@ -41,14 +41,6 @@ from attnref import _checks, core
 __all__ = ["rope", "apply_rope", "attention", "EmbedND"]
 
 
-def _check_theta(theta: object) -> float:
-    if isinstance(theta, bool) or not isinstance(theta, (int, float)):
-        _checks.fail("theta", "a positive number", f"{type(theta).__name__} {theta!r}", TypeError)
-    if not theta > 0:
-        _checks.fail("theta", "a positive number", theta)
-    return theta
-
-
 def rope(pos: Tensor, dim: int, theta: int) -> Tensor:
     """Rotation matrices for positions ``pos`` on one axis, adjacent-pair convention.
 
@@ -70,7 +62,7 @@ def rope(pos: Tensor, dim: int, theta: int) -> Tensor:
         _checks.fail("pos", "a real tensor of positions", pos.dtype, TypeError)
     _checks.check_positive_int("dim", dim)
     _checks.check_even("dim", dim)
-    _check_theta(theta)
+    _checks.check_positive_number("theta", theta)
     angles_BLP = core.rope_angles(pos, dim, theta, dtype=torch.float64)
     cos_BLP, sin_BLP = angles_BLP.cos(), angles_BLP.sin()
     # Row-major [[cos, -sin], [sin, cos]]: (x0, x1) -> (cos x0 - sin x1, sin x0 + cos x1).
@@ -191,7 +183,7 @@ class EmbedND(nn.Module):
     def __init__(self, dim: int, theta: int, axes_dim: list[int]) -> None:
         super().__init__()
         _checks.check_positive_int("dim", dim)
-        _check_theta(theta)
+        _checks.check_positive_number("theta", theta)
         if not isinstance(axes_dim, (list, tuple)) or len(axes_dim) == 0:
             _checks.fail("axes_dim", "a non-empty list of even ints", repr(axes_dim), TypeError)
         for i, axis_dim in enumerate(axes_dim):

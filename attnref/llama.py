@@ -101,20 +101,6 @@ class KVCache:
         return self.key_BGSD, self.value_BGSD
 
 
-def _check_positive_float(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        _checks.fail(name, "a positive float", f"{type(value).__name__} {value!r}", TypeError)
-    if not value > 0:
-        _checks.fail(name, "a positive float", value)
-    return float(value)
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        _checks.fail(name, "a bool", f"{type(value).__name__} {value!r}", TypeError)
-    return value
-
-
 class LlamaAttention(nn.Module):
     """LLaMA self-attention: rotary embeddings, grouped-query heads, causal mask, key/value cache.
 
@@ -185,12 +171,12 @@ class LlamaAttention(nn.Module):
         self.num_kv_heads = num_kv_heads
         self.head_dim = head_dim
         self.num_key_value_groups = num_heads // num_kv_heads
-        self.rope_theta = _check_positive_float("rope_theta", rope_theta)
+        self.rope_theta = float(_checks.check_positive_number("rope_theta", rope_theta))
         self.dropout = _checks.check_probability("dropout", dropout)
         # Scores are scaled by 1/sqrt(head_dim), also when head_dim != hidden_size // num_heads.
         self.scaling = head_dim**-0.5
 
-        bias = _check_bool("bias", bias)
+        bias = _checks.check_bool("bias", bias)
         self.q_proj = nn.Linear(hidden_size, num_heads * head_dim, bias=bias)
         self.k_proj = nn.Linear(hidden_size, num_kv_heads * head_dim, bias=bias)
         self.v_proj = nn.Linear(hidden_size, num_kv_heads * head_dim, bias=bias)

@@ -324,7 +324,7 @@ def test_simple_attention_dropout_only_in_training():
         (dict(hidden_size=12, num_heads=4), ValueError, r"head_dim: expected an even number.*got 3"),
         (dict(hidden_size=32, num_heads=0), ValueError, r"num_heads: expected a positive int, got 0"),
         (dict(hidden_size=32.0, num_heads=4), TypeError, r"hidden_size: expected an int, got float 32.0"),
-        (dict(hidden_size=32, num_heads=4, rope_theta=-1.0), ValueError, r"rope_theta: expected a positive float, got -1.0"),
+        (dict(hidden_size=32, num_heads=4, rope_theta=-1.0), ValueError, r"rope_theta: expected a positive number, got -1.0"),
         (dict(hidden_size=32, num_heads=4, dropout=1.5), ValueError, r"dropout: expected a float in \[0, 1\), got 1.5"),
         (dict(hidden_size=32, num_heads=4, bias=1), TypeError, r"bias: expected a bool, got int 1"),
     ],
