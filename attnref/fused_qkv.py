@@ -219,6 +219,9 @@ class MHAPyTorchClass(nn.Module):
         out_BLE, weights_BHLL = self.multihead_attn(
             x, x, x,
             attn_mask=self.mask[:L, :L],  # a view of the buffer: nothing allocated per call
+            # A hint that the mask is causal: without weights nn.MultiheadAttention then drops it and
+            # runs SDPA with is_causal=True (no L x L mask read, causal kernel); with weights it is used.
+            is_causal=True,
             need_weights=self.need_weights,
             average_attn_weights=False,
         )
