@@ -122,6 +122,27 @@ def check_broadcastable(name: str, x: Tensor, target: tuple[int, ...], letters: 
             fail(name, expected, _fmt(x.shape))
 
 
+def check_qkv(q: object, k: object, v: object, names: tuple[str, str, str] = ("q", "k", "v")) -> tuple[int, int]:
+    """Queries ``(..., L, D)``, keys ``(..., S, D)`` and values ``(..., S, Dv)`` of one dtype,
+    with the same leading dims; returns ``(L, S)``. ``names`` are the caller's argument names."""
+    nq, nk, nv = names
+    for name, x in zip(names, (q, k, v)):
+        check_floating(name, x)
+        if x.dim() < 2:
+            fail(name, "at least 2 dims (..., length, head_dim)", tuple(x.shape))
+    check_same_dtype(nk, k, nq, q)
+    check_same_dtype(nv, v, nq, q)
+    lead = tuple(q.shape[:-2])
+    for name, x in ((nk, k), (nv, v)):
+        if tuple(x.shape[:-2]) != lead:
+            fail(name, f"leading dims {lead} (those of {nq}; use repeat_kv for GQA)", tuple(x.shape))
+    if k.shape[-1] != q.shape[-1]:
+        fail(nk, f"head dim {q.shape[-1]} (that of {nq})", k.shape[-1])
+    if v.shape[-2] != k.shape[-2]:
+        fail(nv, f"length {k.shape[-2]} (that of {nk})", v.shape[-2])
+    return q.shape[-2], k.shape[-2]
+
+
 def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     if value not in choices:
         fail(name, f"one of {choices}", repr(value))

@@ -167,25 +167,6 @@ def additive_to_bool(mask: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> tuple[int, int]:
-    for name, x in (("q", q), ("k", k), ("v", v)):
-        _checks.check_floating(name, x)
-        if x.dim() < 2:
-            _checks.fail(name, "at least 2 dims (..., length, head_dim)", tuple(x.shape))
-    _checks.check_same_dtype("k", k, "q", q)
-    _checks.check_same_dtype("v", v, "q", q)
-    lead = tuple(q.shape[:-2])
-    if tuple(k.shape[:-2]) != lead:
-        _checks.fail("k", f"leading dims {lead} (those of q; use repeat_kv for GQA)", tuple(k.shape))
-    if tuple(v.shape[:-2]) != lead:
-        _checks.fail("v", f"leading dims {lead} (those of q; use repeat_kv for GQA)", tuple(v.shape))
-    if k.shape[-1] != q.shape[-1]:
-        _checks.fail("k", f"head dim {q.shape[-1]} (that of q)", k.shape[-1])
-    if v.shape[-2] != k.shape[-2]:
-        _checks.fail("v", f"length {k.shape[-2]} (that of k)", v.shape[-2])
-    return q.shape[-2], k.shape[-2]
-
-
 def _check_attn_mask(attn_mask: object, q: Tensor, L: int, S: int) -> None:
     _checks.check_tensor("attn_mask", attn_mask)
     if attn_mask.dtype != torch.bool and not attn_mask.is_floating_point():
@@ -226,7 +207,7 @@ def sdpa_reference(
         ``(..., L, Dv)`` output in ``q``'s dtype, and with ``return_weights`` the
         ``(..., L, S)`` weights. Fully masked rows give zero weights and a zero output.
     """
-    L, S = _check_qkv(q, k, v)
+    L, S = _checks.check_qkv(q, k, v)
     if attn_mask is not None:
         _check_attn_mask(attn_mask, q, L, S)
     dropout_p = _checks.check_probability("dropout_p", dropout_p)
@@ -289,7 +270,7 @@ def attend(
         ``(B, H, L, Dv)``.
     """
     _checks.check_choice("implementation", implementation, IMPLEMENTATIONS)
-    _check_qkv(q, k, v)
+    _checks.check_qkv(q, k, v)
     if attn_mask is not None:
         _checks.check_bool_mask("attn_mask", attn_mask, (*q.shape[:-2], q.shape[-2], k.shape[-2]))
     if implementation == "eager":

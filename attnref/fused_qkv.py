@@ -29,8 +29,7 @@ def _check_common(
     _checks.check_positive_int("num_heads", num_heads)
     _checks.check_divisible("d_out", d_out, "num_heads", num_heads)
     _checks.check_positive_int("context_length", context_length)
-    if not isinstance(qkv_bias, bool):
-        _checks.fail("qkv_bias", "a bool", f"{type(qkv_bias).__name__} {qkv_bias!r}", TypeError)
+    _checks.check_bool("qkv_bias", qkv_bias)
     return _checks.check_probability("dropout", dropout)
 
 

@@ -61,23 +61,6 @@ class ModelArgs:
         _checks.check_positive_int("n_embd", self.n_embd)
 
 
-def _check_attention_inputs(query: object, key: object, value: object) -> None:
-    for name, x in (("query", query), ("key", key), ("value", value)):
-        _checks.check_floating(name, x)
-        if x.dim() < 2:
-            _checks.fail(name, "at least 2 dims (..., length, d_k)", tuple(x.shape))
-    _checks.check_same_dtype("key", key, "query", query)
-    _checks.check_same_dtype("value", value, "query", query)
-    lead = tuple(query.shape[:-2])
-    for name, x in (("key", key), ("value", value)):
-        if tuple(x.shape[:-2]) != lead:
-            _checks.fail(name, f"leading dims {lead} (those of query)", tuple(x.shape))
-    if key.shape[-1] != query.shape[-1]:
-        _checks.fail("key", f"last dim d_k={query.shape[-1]} (that of query)", key.shape[-1])
-    if value.shape[-2] != key.shape[-2]:
-        _checks.fail("value", f"length S={key.shape[-2]} (that of key)", value.shape[-2])
-
-
 def attention(
     query: Tensor, key: Tensor, value: Tensor, dropout: nn.Module | None = None
 ) -> tuple[Tensor, Tensor]:
@@ -98,7 +81,7 @@ def attention(
         ``(output, p_attn)``: ``(..., L, d_v)`` output and the ``(..., L, S)`` weights actually
         used, i.e. after ``dropout`` (rows sum to 1 only without dropout or in eval mode).
     """
-    _check_attention_inputs(query, key, value)
+    _checks.check_qkv(query, key, value, names=("query", "key", "value"))
     if dropout is not None and not isinstance(dropout, nn.Module):
         _checks.fail("dropout", "an nn.Module (such as nn.Dropout) or None", type(dropout).__name__, TypeError)
     out_NLD, p_attn_NLS = core.sdpa_reference(query, key, value, return_weights=True)

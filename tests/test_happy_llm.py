@@ -265,9 +265,9 @@ def test_bad_forward_types():
     [
         ((torch.ones(2, 3, dtype=torch.long), rand(2, 3), rand(2, 3)), TypeError, r"query: expected a floating-point tensor"),
         ((rand(3), rand(2, 3), rand(2, 3)), ValueError, r"query: expected at least 2 dims .*got \(3,\)"),
-        ((rand(2, 4, 3), rand(2, 5, 4), rand(2, 5, 3)), ValueError, r"key: expected last dim d_k=3 \(that of query\), got 4"),
-        ((rand(2, 4, 3), rand(2, 5, 3), rand(2, 6, 3)), ValueError, r"value: expected length S=5 \(that of key\), got 6"),
-        ((rand(2, 4, 3), rand(3, 5, 3), rand(3, 5, 3)), ValueError, r"key: expected leading dims \(2,\) \(those of query\)"),
+        ((rand(2, 4, 3), rand(2, 5, 4), rand(2, 5, 3)), ValueError, r"key: expected head dim 3 \(that of query\), got 4"),
+        ((rand(2, 4, 3), rand(2, 5, 3), rand(2, 6, 3)), ValueError, r"value: expected length 5 \(that of key\), got 6"),
+        ((rand(2, 4, 3), rand(3, 5, 3), rand(3, 5, 3)), ValueError, r"key: expected leading dims \(2,\) \(those of query"),
         ((rand(2, 4, 3), rand(2, 5, 3).float(), rand(2, 5, 3)), TypeError, r"key: expected dtype torch.float64 \(the dtype of query\)"),
     ],
 )
