@@ -71,7 +71,7 @@ class _NoRotary(nn.Module):
 
 
 def test_fused_equals_llms_from_scratch_chapter_3():
-    ch03 = pytest.importorskip("llms_from_scratch.ch03")
+    from llms_from_scratch import ch03  # a test dependency (make setup installs it)
     torch.manual_seed(1)
     theirs = ch03.MultiHeadAttention(E, E, context_length=8, dropout=0.0, num_heads=H, qkv_bias=True).eval()
     separate = {

@@ -135,7 +135,7 @@ def test_pytorch_class_equals_combined_with_copied_weights(qkv_bias):
 def test_combined_equals_llms_from_scratch_chapter_3(d_in, qkv_bias):
     """Chapter 3's class with separate W_query/W_key/W_value; d_in != d_out is where upstream's
     combined class breaks (it reshapes with d_in)."""
-    ch03 = pytest.importorskip("llms_from_scratch.ch03")
+    from llms_from_scratch import ch03  # a test dependency (make setup installs it)
     ours = make(d_in=d_in, qkv_bias=qkv_bias, dtype=torch.float32)
     theirs = ch03.MultiHeadAttention(d_in, E, context_length=C, dropout=0.0, num_heads=H, qkv_bias=qkv_bias).eval()
     with torch.no_grad():

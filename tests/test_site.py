@@ -27,7 +27,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 if not Path(CHROMIUM).exists():
     pytest.skip("no Chromium: install it with `sudo apt-get install -y chromium` "
                 "(.ci/run does this) to run the browser tests", allow_module_level=True)
-playwright = pytest.importorskip("playwright.sync_api")
+import playwright.sync_api as playwright  # noqa: E402  (a test dependency: the test extra)
 
 
 def _url_path(lang: str, page: Path) -> str:
