@@ -1,7 +1,6 @@
 # Figures of the ESM page (docs/zh/esm.md, docs/en/esm.md), drawn from attnref at build time.
 # Text inside the figures is ASCII only: the captions carry the language.
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from matplotlib.colors import ListedColormap
 
@@ -28,15 +27,6 @@ def packed_mask_figure():
     ax_ids.set_ylabel("batch row b")
     ax_ids.set_title("seq_id (B=2, L=8)")
 
-    ax_mask.imshow(mask_LL.numpy(), cmap=ListedColormap(["#f0f0f0", "#3182bd"]), vmin=0, vmax=1)
-    ax_mask.set_xticks(range(L))
-    ax_mask.set_yticks(range(L))
-    ax_mask.set_xticks(np.arange(-0.5, L), minor=True)
-    ax_mask.set_yticks(np.arange(-0.5, L), minor=True)
-    ax_mask.grid(which="minor", color="white", linewidth=1)
-    ax_mask.tick_params(which="minor", length=0)
-    ax_mask.set_xlabel("key j")
-    ax_mask.set_ylabel("query i")
-    ax_mask.set_title("mask of row b=0 (blue: may attend)")
+    draw_mask(ax_mask, mask_LL, "mask of row b=0 (blue: may attend)")
     fig.tight_layout()
     return fig

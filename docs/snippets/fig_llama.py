@@ -1,9 +1,7 @@
 # Figures of the LLaMA page (docs/zh/llama.md, docs/en/llama.md), drawn from attnref at build time.
 # Text inside the figures is ASCII only: the captions carry the language.
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
-from matplotlib.colors import ListedColormap
 
 from attnref import core
 
@@ -31,24 +29,10 @@ def gqa_figure(H: int = 8, G: int = 2):
     return fig
 
 
-def _grid(ax, mask_LS, title):
-    L, S = mask_LS.shape
-    ax.imshow(mask_LS.numpy(), cmap=ListedColormap(["#f0f0f0", "#3182bd"]), vmin=0, vmax=1)
-    ax.set_xticks(range(S))
-    ax.set_yticks(range(L))
-    ax.set_xticks(np.arange(-0.5, S), minor=True)
-    ax.set_yticks(np.arange(-0.5, L), minor=True)
-    ax.grid(which="minor", color="white", linewidth=1)
-    ax.tick_params(which="minor", length=0)
-    ax.set_xlabel("key j (0..3 cached, 4..6 new)")
-    ax.set_ylabel("new query i")
-    ax.set_title(title)
-
-
 def cache_mask_figure(L: int = 3, S: int = 7):
     """Causal masks for L new queries over S keys: bottom-right (attnref) against top-left."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(7, 2.6), facecolor="white")
-    _grid(left, core.causal_mask(L, S), "bottom-right: core.causal_mask(3, 7)")
-    _grid(right, torch.ones(L, S, dtype=torch.bool).tril(), "top-left: PyTorch is_causal")
+    draw_mask(left, core.causal_mask(L, S), "bottom-right: core.causal_mask(3, 7)", xlabel="key j (0..3 cached, 4..6 new)", ylabel="new query i")
+    draw_mask(right, torch.ones(L, S, dtype=torch.bool).tril(), "top-left: PyTorch is_causal", xlabel="key j (0..3 cached, 4..6 new)", ylabel="new query i")
     fig.tight_layout()
     return fig

@@ -3,11 +3,9 @@
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.colors import ListedColormap
 
 from attnref import core
 
-_MASK_CMAP = ListedColormap(["#e8e8e8", "#3794ff"])  # False = blocked (grey), True = may attend (blue)
 
 
 def saturation_figure(n: int = 500, S: int = 16):
@@ -43,20 +41,6 @@ def saturation_figure(n: int = 500, S: int = 16):
     return fig
 
 
-def _draw_mask(ax, mask_LS, title: str) -> None:
-    L, S = mask_LS.shape
-    ax.imshow(mask_LS.int().numpy(), cmap=_MASK_CMAP, vmin=0, vmax=1)
-    ax.set_xticks(range(S))
-    ax.set_yticks(range(L))
-    ax.set_xticks(np.arange(-0.5, S), minor=True)
-    ax.set_yticks(np.arange(-0.5, L), minor=True)
-    ax.grid(which="minor", color="white", lw=1.5)
-    ax.tick_params(which="both", length=0, labelsize=7)
-    ax.set_xlabel("key j")
-    ax.set_ylabel("query i")
-    ax.set_title(title, fontsize=8)
-
-
 def masks_figure():
     """Causal, padding and packed-sequence masks (True = may attend) as (L, S) grids."""
     causal_LS = core.causal_mask(5)
@@ -64,9 +48,9 @@ def masks_figure():
     seq_id = torch.tensor([[0, 0, 1, 1, 1]])
     packed_LS = core.seq_id_mask(seq_id)[0, 0]
     fig, axes = plt.subplots(1, 3, figsize=(7, 2.6), constrained_layout=True)
-    _draw_mask(axes[0], causal_LS, "causal_mask(5)")
-    _draw_mask(axes[1], padding_LS, "padding_mask, length 3 of S=5")
-    _draw_mask(axes[2], packed_LS, "seq_id_mask, seq_id = 0 0 1 1 1")
+    draw_mask(axes[0], causal_LS, "causal_mask(5)")
+    draw_mask(axes[1], padding_LS, "padding_mask, length 3 of S=5")
+    draw_mask(axes[2], packed_LS, "seq_id_mask, seq_id = 0 0 1 1 1")
     return fig
 
 
@@ -75,8 +59,8 @@ def alignment_figure(L: int = 3, S: int = 6):
     bottom_right = core.causal_mask(L, S)
     top_left = torch.ones(L, S, dtype=torch.bool).tril()
     fig, axes = plt.subplots(1, 2, figsize=(6, 2.2), constrained_layout=True)
-    _draw_mask(axes[0], bottom_right, f"attnref causal_mask({L}, {S}): bottom-right")
-    _draw_mask(axes[1], top_left, "PyTorch is_causal=True: top-left")
+    draw_mask(axes[0], bottom_right, f"attnref causal_mask({L}, {S}): bottom-right")
+    draw_mask(axes[1], top_left, "PyTorch is_causal=True: top-left")
     for ax in axes:
         # Keys left of the line are the S - L cached tokens, right of it the L new ones.
         ax.axvline(S - L - 0.5, color="#d1495b", ls="--", lw=1.2)
