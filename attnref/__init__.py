@@ -1,8 +1,10 @@
 """attnref: faithful, tested reference implementations of attention as real codebases write it.
 
-Modules: :mod:`attnref.core` (shared math), :mod:`attnref.esm`, :mod:`attnref.flux`,
-:mod:`attnref.llama`, :mod:`attnref.happy_llm`, :mod:`attnref.fused_qkv`, :mod:`attnref.convert`,
-and :mod:`attnref.bench` (``python -m attnref.bench``).
+Modules: [`attnref.core`][attnref.core] (shared math), [`attnref.esm`][attnref.esm],
+[`attnref.flux`][attnref.flux],
+[`attnref.llama`][attnref.llama], [`attnref.happy_llm`][attnref.happy_llm],
+[`attnref.fused_qkv`][attnref.fused_qkv], [`attnref.convert`][attnref.convert],
+and [`attnref.bench`][attnref.bench] (``python -m attnref.bench``).
 """
 
 __version__ = "0.1.0"

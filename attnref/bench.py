@@ -5,9 +5,9 @@ default ``"sdpa"`` path or its ``"eager"`` path, or a torch-native baseline) and
 (``fwd``: forward under ``torch.no_grad``; ``fwd+bwd``: forward, then backward of the output) it
 records the median time and its spread over repeats, tokens per second, achieved FLOP/s (and the
 fraction of the GPU's peak where known) and the peak extra memory of one call. It then checks the
-targets of the "Speed you can see" issue and writes everything to one JSON file plus a plot.
+performance targets and writes everything to one JSON file plus a plot.
 
-Shapes use :mod:`attnref.core`'s letters: B batch, L sequence length (self-attention, so the key
+Shapes use [`attnref.core`][attnref.core]'s letters: B batch, L sequence length (self-attention, so the key
 length is L too), E model dim, H query heads, G key/value heads (GQA cases), D = E / H head dim.
 
 **FLOPs** are counted analytically, as the useful work of the function (what a perfect kernel must
@@ -89,7 +89,7 @@ TARGETS = {
     "memory_exponent": 1.3,
     "statistic": "min",
 }
-"""Targets of the issue: an attnref module takes at most ``vs_native`` x the time of the fastest
+"""Performance targets: an attnref module takes at most ``vs_native`` x the time of the fastest
 torch-native path computing the same function; the share of its time outside projections + kernel
 is below ``overhead``; and its default path's memory grows like ``L^a`` with ``a`` at most
 ``memory_exponent`` (linear, against the eager path's ``a`` near 2). Times are compared by their
@@ -774,7 +774,7 @@ def run_benchmark(
     """Time every case at ``shape``, then the sweeps, and check the targets.
 
     Args:
-        cases: names from :func:`make_cases` to run at the default shape.
+        cases: names from [`make_cases()`][attnref.bench.make_cases] to run at the default shape.
         shape: the default shape.
         device: where to run.
         dtypes: dtypes to run in (each case and mode once per dtype).
@@ -880,7 +880,7 @@ def plot(data: dict) -> "matplotlib.figure.Figure":
     """Draw a benchmark result: time per case at the default shape, and the L sweep.
 
     Args:
-        data: what :func:`run_benchmark` returns (or its JSON, loaded).
+        data: what [`run_benchmark()`][attnref.bench.run_benchmark] returns (or its JSON, loaded).
 
     Returns:
         A matplotlib ``Figure`` with up to three panels, namely the median time per case and mode

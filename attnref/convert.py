@@ -12,22 +12,29 @@ raises ``ValueError`` instead of dropping it; a target that needs a bias the sou
 
 Layouts:
 
-- ``fused_qkv``: :class:`attnref.fused_qkv.MultiHeadAttentionCombinedQKV`, one ``qkv`` Linear
-  whose rows are ``[q; k; v]``, then ``proj``.
+- ``fused_qkv``:
+  [`attnref.fused_qkv.MultiHeadAttentionCombinedQKV`][attnref.fused_qkv.MultiHeadAttentionCombinedQKV],
+  one ``qkv`` Linear whose rows are ``[q; k; v]``, then ``proj``.
 - ``mha``: ``torch.nn.MultiheadAttention`` (``in_proj_weight`` rows ``[q; k; v]``, ``out_proj``),
-  as inside :class:`attnref.fused_qkv.MHAPyTorchClass` (prefix ``multihead_attn.``).
-- ``happy_llm``: :class:`attnref.happy_llm.MultiHeadAttention` (``wq``, ``wk``, ``wv``, ``wo``).
-- ``llama``: :class:`attnref.llama.LlamaAttention` and transformers' ``LlamaAttention``
-  (``q_proj``, ``k_proj``, ``v_proj``, ``o_proj``).
-- ``esm``: :class:`attnref.esm.MultiHeadAttention`, ``layernorm_qkv`` = LayerNorm then one Linear
+  as inside [`attnref.fused_qkv.MHAPyTorchClass`][attnref.fused_qkv.MHAPyTorchClass] (prefix
+  ``multihead_attn.``).
+- ``happy_llm``: [`attnref.happy_llm.MultiHeadAttention`][attnref.happy_llm.MultiHeadAttention] (``wq``,
+  ``wk``, ``wv``, ``wo``).
+- ``llama``: [`attnref.llama.LlamaAttention`][attnref.llama.LlamaAttention] and transformers'
+  ``LlamaAttention`` (``q_proj``, ``k_proj``, ``v_proj``, ``o_proj``).
+- ``esm``: [`attnref.esm.MultiHeadAttention`][attnref.esm.MultiHeadAttention], ``layernorm_qkv`` =
+  LayerNorm then one Linear
   with rows ``[q; k; v]``. Its LayerNorms (``layernorm_qkv.0``, ``q_ln``, ``k_ln``) have no
-  counterpart elsewhere: :func:`from_esm` ignores them and :func:`to_esm` sets them to identity
+  counterpart elsewhere: [`from_esm()`][attnref.convert.from_esm] ignores them and
+  [`to_esm()`][attnref.convert.to_esm] sets them to identity
   parameters (weight 1, bias 0), which still normalise.
 
-RoPE pairing: :func:`adjacent_to_half_split` turns q/k weights trained with Meta's adjacent-pair
+RoPE pairing: [`adjacent_to_half_split()`][attnref.convert.adjacent_to_half_split] turns q/k weights
+trained with Meta's adjacent-pair
 rotary (``wq``/``wk`` of the original LLaMA checkpoints) into weights for the half-split
-(``rotate_half``) implementation of Hugging Face, for MHA and GQA; :func:`half_split_to_adjacent`
-inverts it. Both wrap :func:`attnref.core.adjacent_to_half_split`.
+(``rotate_half``) implementation of Hugging Face, for MHA and GQA;
+[`half_split_to_adjacent()`][attnref.convert.half_split_to_adjacent]
+inverts it. Both wrap [`attnref.core.adjacent_to_half_split()`][attnref.core.adjacent_to_half_split].
 """
 
 from __future__ import annotations
@@ -114,7 +121,7 @@ def _bias_or_zeros(separate: Separate, name: str) -> Tensor:
 
 
 def from_fused_qkv(state_dict: dict[str, Tensor]) -> Separate:
-    """Read :class:`~attnref.fused_qkv.MultiHeadAttentionCombinedQKV` weights.
+    """Read [`MultiHeadAttentionCombinedQKV`][attnref.fused_qkv.MultiHeadAttentionCombinedQKV] weights.
 
     Args:
         state_dict: with ``qkv.weight`` ``(3*E, E_in)``, optional ``qkv.bias`` ``(3*E,)``,
@@ -131,7 +138,7 @@ def from_fused_qkv(state_dict: dict[str, Tensor]) -> Separate:
 
 
 def to_fused_qkv(separate: Separate) -> dict[str, Tensor]:
-    """Write weights for :class:`~attnref.fused_qkv.MultiHeadAttentionCombinedQKV`.
+    """Write weights for [`MultiHeadAttentionCombinedQKV`][attnref.fused_qkv.MultiHeadAttentionCombinedQKV].
 
     Its ``proj`` always has a bias (zeros when the source has none) and its causal ``mask``
     buffer is not a weight: load with ``strict=False`` or add ``module.mask`` yourself.
@@ -158,7 +165,7 @@ def from_mha(state_dict: dict[str, Tensor], prefix: str = "") -> Separate:
         state_dict: with ``{prefix}in_proj_weight`` ``(3*E, E)``, optional ``in_proj_bias``,
             ``out_proj.weight`` and optional ``out_proj.bias``. ``add_bias_kv`` and separate
             k/v dims (``kdim``/``vdim``) are not supported.
-        prefix: ``"multihead_attn."`` for :class:`~attnref.fused_qkv.MHAPyTorchClass`.
+        prefix: ``"multihead_attn."`` for [`MHAPyTorchClass`][attnref.fused_qkv.MHAPyTorchClass].
 
     Returns:
         The separate form.
@@ -202,7 +209,8 @@ _HAPPY = {"q.weight": "wq.weight", "k.weight": "wk.weight", "v.weight": "wv.weig
 
 
 def from_happy_llm(state_dict: dict[str, Tensor]) -> Separate:
-    """Read :class:`~attnref.happy_llm.MultiHeadAttention` weights (``wq``, ``wk``, ``wv``, ``wo``).
+    """Read [`MultiHeadAttention`][attnref.happy_llm.MultiHeadAttention] weights (``wq``, ``wk``, ``wv``,
+    ``wo``).
 
     Args:
         state_dict: the module's ``state_dict``; its causal ``mask`` buffer is ignored.
@@ -214,7 +222,7 @@ def from_happy_llm(state_dict: dict[str, Tensor]) -> Separate:
 
 
 def to_happy_llm(separate: Separate) -> dict[str, Tensor]:
-    """Write :class:`~attnref.happy_llm.MultiHeadAttention` weights.
+    """Write [`MultiHeadAttention`][attnref.happy_llm.MultiHeadAttention] weights.
 
     Args:
         separate: the separate form without biases (raises ``ValueError`` for any bias).
@@ -259,7 +267,8 @@ def to_llama(separate: Separate) -> dict[str, Tensor]:
 
 
 def from_esm(state_dict: dict[str, Tensor]) -> Separate:
-    """Read the projections of :class:`~attnref.esm.MultiHeadAttention` (``layernorm_qkv.1``, ``out_proj``).
+    """Read the projections of [`MultiHeadAttention`][attnref.esm.MultiHeadAttention]
+    (``layernorm_qkv.1``, ``out_proj``).
 
     The LayerNorm before the projection and ``q_ln``/``k_ln`` are not projections and are not
     read. ESM always applies RoPE, so another layout holding these weights computes what ESM
@@ -281,7 +290,8 @@ def from_esm(state_dict: dict[str, Tensor]) -> Separate:
 
 
 def to_esm(separate: Separate, qk_layernorm: bool = True) -> dict[str, Tensor]:
-    """Write :class:`~attnref.esm.MultiHeadAttention` weights; LayerNorms get identity parameters.
+    """Write [`MultiHeadAttention`][attnref.esm.MultiHeadAttention] weights; LayerNorms get identity
+    parameters.
 
     ``bias=True`` in ESM means biases on both Linears and on ``q_ln``/``k_ln``: give all four
     projection biases or none.
@@ -335,7 +345,7 @@ def adjacent_to_half_split(separate: Separate, n_heads: int, n_kv_heads: int | N
     """Make adjacent-pair RoPE weights (Meta, Flux) work in a half-split RoPE module (HF, ESM).
 
     Reorders the rows of q and k within each head (see
-    :func:`attnref.core.adjacent_to_half_split`); v and o are untouched.
+    [`attnref.core.adjacent_to_half_split()`][attnref.core.adjacent_to_half_split]); v and o are untouched.
 
     Args:
         separate: the separate form of a model trained with adjacent-pair RoPE.
@@ -349,7 +359,7 @@ def adjacent_to_half_split(separate: Separate, n_heads: int, n_kv_heads: int | N
 
 
 def half_split_to_adjacent(separate: Separate, n_heads: int, n_kv_heads: int | None = None) -> Separate:
-    """Inverse of :func:`adjacent_to_half_split`.
+    """Inverse of [`adjacent_to_half_split()`][attnref.convert.adjacent_to_half_split].
 
     Args:
         separate: the separate form of a model using half-split RoPE.

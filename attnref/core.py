@@ -5,20 +5,21 @@ read (and diffed against its upstream) on its own while the math lives here once
 
 Shape letters, used in every tensor name (``q_BHLD``, ``scores_BHLS``) and einops pattern:
 
-====  ==========================================================
-B     batch
-L     query length
-S     key / value length (``S == L`` in self-attention without a cache)
-H     query heads
-G     key / value heads (``G == H`` for multi-head attention, ``G < H`` for GQA)
-D     head dim
-E     model dim (``d_model``, ``hidden_size``, ``dim``; ``E == H * D`` unless a module says otherwise)
-====  ==========================================================
+| letter | meaning |
+|---|---|
+| B | batch |
+| L | query length |
+| S | key / value length (``S == L`` in self-attention without a cache) |
+| H | query heads |
+| G | key / value heads (``G == H`` for multi-head attention, ``G < H`` for GQA) |
+| D | head dim |
+| E | model dim (``d_model``, ``hidden_size``, ``dim``; ``E == H * D`` unless a module says otherwise) |
 
 Masks are boolean with ``True`` meaning *may attend*, the convention of
 ``torch.nn.functional.scaled_dot_product_attention``. Additive float masks (0 where allowed,
-``-inf`` where blocked) are converted only at the edges with :func:`bool_to_additive` and
-:func:`additive_to_bool`.
+``-inf`` where blocked) are converted only at the edges with
+[`bool_to_additive()`][attnref.core.bool_to_additive] and
+[`additive_to_bool()`][attnref.core.additive_to_bool].
 
 **Fully masked rows.** A query row whose keys are all masked (boolean False, or additive
 ``-inf`` or ``torch.finfo(dtype).min``) has no softmax to take. Every path in attnref returns zeros
@@ -39,6 +40,7 @@ __all__ = [
     "sdpa_reference",
     "attend",
     "causal_mask",
+    "sliding_window_mask",
     "seq_id_mask",
     "padding_mask",
     "bool_to_additive",
@@ -54,7 +56,8 @@ __all__ = [
 
 IMPLEMENTATIONS = ("sdpa", "eager")
 """Attention kernels a module can use: ``"sdpa"`` (PyTorch's fused kernel, the default) or
-``"eager"`` (:func:`sdpa_reference`, the explicit matmul/softmax path that can return weights)."""
+``"eager"`` ([`sdpa_reference()`][attnref.core.sdpa_reference], the explicit matmul/softmax path that can
+return weights)."""
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -88,6 +91,33 @@ def causal_mask(L: int, S: int | None = None, *, device: torch.device | str | No
     if S < L:
         _checks.fail("S", f"S >= L={L} (keys include every query position)", S)
     return torch.ones(L, S, dtype=torch.bool, device=device).tril(diagonal=S - L)
+
+
+def sliding_window_mask(
+    L: int, S: int | None = None, *, window: int, device: torch.device | str | None = None
+) -> Tensor:
+    """Boolean causal mask restricted to the last ``window`` keys, aligned bottom-right.
+
+    Query ``i`` sits at absolute position ``p = S - L + i`` (after ``S - L`` cached tokens) and may
+    attend to keys ``p - window + 1 .. p``: itself and the ``window - 1`` tokens before it. This is
+    Mistral's rule as transformers writes it (``kv_idx > q_idx - sliding_window`` on top of the
+    causal mask), so a query sees exactly ``min(window, p + 1)`` keys.
+
+    Args:
+        L: query length.
+        S: key length, ``S >= L``; defaults to ``L``.
+        window: keys visible to each query, counting itself; ``window >= S`` gives
+            [`causal_mask()`][attnref.core.causal_mask].
+        device: where to build the mask.
+
+    Returns:
+        ``(L, S)`` boolean, True = may attend. No row is fully masked.
+    """
+    _checks.check_positive_int("window", window)
+    causal_LS = causal_mask(L, S, device=device)
+    S = causal_LS.shape[-1]
+    # tril keeps j <= i + (S - L); triu drops keys more than window - 1 behind the query.
+    return causal_LS.triu(diagonal=S - L - window + 1)
 
 
 def seq_id_mask(seq_id: Tensor) -> Tensor:
@@ -197,7 +227,8 @@ def sdpa_reference(
         v: ``(..., S, Dv)`` values.
         attn_mask: boolean (True = may attend) or additive float mask, broadcastable to
             ``(..., L, S)``.
-        is_causal: also apply :func:`causal_mask` (aligned bottom-right when ``S > L``).
+        is_causal: also apply [`causal_mask()`][attnref.core.causal_mask] (aligned bottom-right when ``S
+            > L``).
         scale: multiplier of the scores; defaults to ``1 / sqrt(D)``.
         dropout_p: dropout probability applied to the weights (always, like PyTorch's function;
             modules pass 0 in eval mode).
@@ -252,7 +283,8 @@ def attend(
     """Attention through the chosen kernel; what every attnref module calls.
 
     ``"sdpa"`` runs ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels, no
-    ``L x S`` matrix where the backend allows); ``"eager"`` runs :func:`sdpa_reference`. Both give
+    ``L x S`` matrix where the backend allows); ``"eager"`` runs
+    [`sdpa_reference()`][attnref.core.sdpa_reference]. Both give
     the same function, including bottom-right causal alignment when ``S > L`` (which PyTorch's own
     ``is_causal`` does not do) and zeros for fully masked rows.
 
@@ -347,7 +379,8 @@ def apply_rope_half_split(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
     Args:
         x: ``(..., D)`` queries or keys, ``D`` even.
-        cos: ``(..., D/2)`` cosines of :func:`rope_angles`, broadcastable to ``x[..., :D/2]``.
+        cos: ``(..., D/2)`` cosines of [`rope_angles()`][attnref.core.rope_angles], broadcastable to
+            ``x[..., :D/2]``.
         sin: ``(..., D/2)`` sines.
 
     Returns:
@@ -369,7 +402,8 @@ def apply_rope_adjacent(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
     Args:
         x: ``(..., D)`` queries or keys, ``D`` even.
-        cos: ``(..., D/2)`` cosines of :func:`rope_angles`, broadcastable to ``x[..., ::2]``.
+        cos: ``(..., D/2)`` cosines of [`rope_angles()`][attnref.core.rope_angles], broadcastable to
+            ``x[..., ::2]``.
         sin: ``(..., D/2)`` sines.
 
     Returns:
@@ -414,7 +448,8 @@ def adjacent_to_half_split(w: Tensor, n_heads: int) -> Tensor:
 
 
 def half_split_to_adjacent(w: Tensor, n_heads: int) -> Tensor:
-    """Inverse of :func:`adjacent_to_half_split`: half-split rows back to adjacent pairs.
+    """Inverse of [`adjacent_to_half_split()`][attnref.core.adjacent_to_half_split]: half-split rows back
+    to adjacent pairs.
 
     Args:
         w: ``(n_heads * D, in)`` weight or ``(n_heads * D,)`` bias of a q or k projection.

@@ -1,4 +1,4 @@
-"""ESM3's multi-head attention and rotary embedding, built on :mod:`attnref.core`.
+"""ESM3's multi-head attention and rotary embedding, built on [`attnref.core`][attnref.core].
 
 Mirrors EvolutionaryScale's `esm <https://github.com/evolutionaryscale/esm>`_, files
 ``esm/layers/attention.py`` (``MultiHeadAttention``) and ``esm/layers/rotary.py``
@@ -45,7 +45,7 @@ class RotaryEmbedding(nn.Module):
     The angles are computed in float32 (positions up to the tens of thousands would collide in
     half precision); the tables are kept in float32 (float64 for float64 inputs) and the rotation
     runs in that precision, then casts back. Upstream casts the tables to the input dtype and
-    rotates in it; see :func:`attnref.core.apply_rope_half_split`.
+    rotates in it; see [`attnref.core.apply_rope_half_split()`][attnref.core.apply_rope_half_split].
 
     Mirrors ``esm/layers/rotary.py`` ``RotaryEmbedding`` with ``interleaved=False``,
     ``scale_base=None`` (no XPos), ``pos_idx_in_fp32=True``, and the rotated dim equal to the head
@@ -131,7 +131,8 @@ class MultiHeadAttention(nn.Module):
     embeddings on q and k, and the ``seq_id`` mask for packed sequences. No dropout, not causal.
 
     Set ``attn_implementation`` (class or instance attribute) to ``"eager"`` to run the explicit
-    matmul/softmax path :func:`attnref.core.sdpa_reference` instead of PyTorch's fused kernel.
+    matmul/softmax path [`attnref.core.sdpa_reference()`][attnref.core.sdpa_reference] instead of
+    PyTorch's fused kernel.
 
     Mirrors ``esm/layers/attention.py`` ``MultiHeadAttention``; submodules ``layernorm_qkv``
     (``Sequential(LayerNorm, Linear(d_model, 3 * d_model))``, output rows ``[q; k; v]``),

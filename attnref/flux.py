@@ -1,4 +1,4 @@
-"""Flux's attention and N-axis rotary embedding, built on :mod:`attnref.core`.
+"""Flux's attention and N-axis rotary embedding, built on [`attnref.core`][attnref.core].
 
 Mirrors black-forest-labs' `flux <https://github.com/black-forest-labs/flux>`_, files
 ``src/flux/math.py`` (``attention``, ``rope``, ``apply_rope``) and ``src/flux/modules/layers.py``
@@ -15,11 +15,12 @@ How Flux's attention differs from plain multi-head attention:
 - **Adjacent pairs.** Flux's RoPE turns channel ``2i`` with channel ``2i + 1`` (as Meta's LLaMA
   and RoFormer do), unlike the half-split ``rotate_half`` of Hugging Face LLaMA and ESM, which turns
   channel ``i`` with ``i + D/2``. Weights trained with one pairing do not work with the other
-  without permuting q/k rows (:func:`attnref.core.adjacent_to_half_split`).
+  without permuting q/k rows ([`attnref.core.adjacent_to_half_split()`][attnref.core.adjacent_to_half_split]).
 - **pe is a stack of 2x2 matrices.** Upstream calls it ``freqs_cis`` (the name of Meta's complex
   ``cos + i sin`` tensor), but it holds real rotation matrices ``[[cos, -sin], [sin, cos]]``,
   one per position and pair, of shape ``(B, 1, L, D/2, 2, 2)``; the ``1`` is the head axis.
-- **Positions on several axes.** :class:`EmbedND` gives each axis its own block of channel pairs
+- **Positions on several axes.** [`EmbedND`][attnref.flux.EmbedND] gives each axis its own block of
+  channel pairs
   (``axes_dim[i] / 2`` pairs each) with its own frequencies, so a pixel's row and column both turn
   q and k. Positions are read from ``ids``, not from token order.
 - The rotary embedding is passed in (``pe``), not computed inside the attention; no mask, no
@@ -95,9 +96,10 @@ def apply_rope(xq: Tensor, xk: Tensor, freqs_cis: Tensor) -> tuple[Tensor, Tenso
     """Multiply each adjacent channel pair of ``xq`` and ``xk`` by its 2x2 matrix.
 
     For pair ``i`` with channels ``(x0, x1) = (x[2i], x[2i+1])`` the result is
-    ``out_r = M[i, r, 0] * x0 + M[i, r, 1] * x1``. With the rotation matrices of :func:`rope` this is
-    :func:`attnref.core.apply_rope_adjacent` (the complex product ``(x0 + i x1) e^{i angle}``); any
-    other 2x2 matrices are applied as given, as upstream does.
+    ``out_r = M[i, r, 0] * x0 + M[i, r, 1] * x1``. With the rotation matrices of
+    [`rope()`][attnref.flux.rope] this is
+    [`attnref.core.apply_rope_adjacent()`][attnref.core.apply_rope_adjacent] (the complex product ``(x0 +
+    i x1) e^{i angle}``); any other 2x2 matrices are applied as given, as upstream does.
 
     Computed in float32 (float64 for float64 inputs; upstream always uses float32) and cast back
     to the input dtype.
@@ -105,7 +107,8 @@ def apply_rope(xq: Tensor, xk: Tensor, freqs_cis: Tensor) -> tuple[Tensor, Tenso
     Args:
         xq: ``(B, H, L, D)`` queries, ``D`` even.
         xk: ``(B, H, L, D)`` keys, same shape and dtype.
-        freqs_cis: ``(B, 1, L, D/2, 2, 2)`` matrices, as :class:`EmbedND` returns (``B`` may be 1).
+        freqs_cis: ``(B, 1, L, D/2, 2, 2)`` matrices, as [`EmbedND`][attnref.flux.EmbedND] returns (``B``
+            may be 1).
 
     Returns:
         ``(xq, xk)`` rotated, with their shape and dtype.
@@ -133,16 +136,16 @@ def attention(q: Tensor, k: Tensor, v: Tensor, pe: Tensor, *, implementation: st
     """Flux attention: RoPE by ``pe`` on q and k, unmasked attention, heads merged.
 
     Differs from plain multi-head attention in the adjacent-pair RoPE applied from a precomputed
-    ``pe`` (2x2 matrices, see :func:`apply_rope`) and in returning heads already merged. There is no
-    mask: image and text tokens all attend to each other.
+    ``pe`` (2x2 matrices, see [`apply_rope()`][attnref.flux.apply_rope]) and in returning heads already
+    merged. There is no mask: image and text tokens all attend to each other.
 
     Args:
         q: ``(B, H, L, D)`` queries.
         k: ``(B, H, L, D)`` keys.
         v: ``(B, H, L, D)`` values.
-        pe: ``(B, 1, L, D/2, 2, 2)`` from :class:`EmbedND` (``B`` may be 1).
+        pe: ``(B, 1, L, D/2, 2, 2)`` from [`EmbedND`][attnref.flux.EmbedND] (``B`` may be 1).
         implementation: ``"sdpa"`` (PyTorch's fused kernel, upstream's) or ``"eager"``
-            (:func:`attnref.core.sdpa_reference`).
+            ([`attnref.core.sdpa_reference()`][attnref.core.sdpa_reference]).
 
     Returns:
         ``(B, L, H * D)``.
@@ -202,7 +205,8 @@ class EmbedND(nn.Module):
             ids: ``(B, L, N)`` positions, ``N = len(axes_dim)``.
 
         Returns:
-            ``(B, 1, L, sum(axes_dim) / 2, 2, 2)`` float32, the ``pe`` of :func:`attention`.
+            ``(B, 1, L, sum(axes_dim) / 2, 2, 2)`` float32, the ``pe`` of
+            [`attention()`][attnref.flux.attention].
         """
         _checks.check_shape("ids", ids, "B L N", N=len(self.axes_dim))
         if ids.is_complex():

@@ -6,7 +6,7 @@ in `rasbt/LLMs-from-scratch <https://github.com/rasbt/LLMs-from-scratch>`_:
 ``MHAPyTorchClass`` (PyTorch's ``nn.MultiheadAttention`` plus a projection). Submodule and buffer
 names are upstream's (``qkv``, ``proj``, ``mask``, ``multihead_attn``).
 
-Shape letters are :mod:`attnref.core`'s: B batch, L query length (upstream's ``num_tokens``,
+Shape letters are [`attnref.core`][attnref.core]'s: B batch, L query length (upstream's ``num_tokens``,
 ``n``), H heads (``num_heads``), D head dim (``head_dim``), E model dim (``d_out = H * D``).
 Both modules are causal self-attention, so the key length is ``L`` too.
 """
@@ -55,7 +55,7 @@ class MultiHeadAttentionCombinedQKV(nn.Module):
     ``mask`` is upstream's buffer, ``triu(ones(context_length, context_length), diagonal=1)``
     as float: **1 = blocked**, upstream's convention, kept with its values so upstream
     state dicts load strictly. attnref's own API uses True = may attend; forward does not
-    read the buffer but passes ``is_causal=True`` to :func:`attnref.core.attend`.
+    read the buffer but passes ``is_causal=True`` to [`attnref.core.attend()`][attnref.core.attend].
 
     Differences from upstream: upstream reshapes the heads back with ``embed_dim``, the input's
     last dim ``d_in``, so its ``view`` fails whenever ``d_in != d_out``; here it is ``d_out``.
@@ -76,7 +76,7 @@ class MultiHeadAttentionCombinedQKV(nn.Module):
 
     Attributes:
         attn_implementation: ``"sdpa"`` (default) or ``"eager"``
-            (:func:`attnref.core.sdpa_reference`); set on the class or an instance.
+            ([`attnref.core.sdpa_reference()`][attnref.core.sdpa_reference]); set on the class or an instance.
     """
 
     attn_implementation: str = "sdpa"

@@ -5,7 +5,7 @@ Mirrors ``docs/chapter2/code/transformer.py`` of
 Transformer of the Happy-LLM book (chapter 2). Parameter and buffer names are upstream's
 (``wq``, ``wk``, ``wv``, ``wo``, ``mask``), so the tutorial's ``state_dict`` loads strictly.
 
-Shape letters are :mod:`attnref.core`'s: B batch, L query length, S key length, H heads
+Shape letters are [`attnref.core`][attnref.core]'s: B batch, L query length, S key length, H heads
 (upstream's ``n_local_heads``), D head dim (``head_dim``), E model dim. Here the input width
 ``n_embd`` and the output width ``dim`` may differ; both default to ``dim``.
 
@@ -14,7 +14,7 @@ sequences up to ``max_seq_len``. The listing printed in the chapter text (``docs
 section 2.1, "注意力机制") does not run at all: it never stores ``is_causal``, never imports
 ``math``/``F`` or defines ``ModelArgs``, and builds ``wq`` from ``args.dim`` where the code file
 uses ``args.n_embd``. attnref follows the code file (``n_embd`` in, ``dim`` out) and fixes both;
-the fixes are listed on :class:`MultiHeadAttention`.
+the fixes are listed on [`MultiHeadAttention`][attnref.happy_llm.MultiHeadAttention].
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def attention(
     ``p_attn = softmax(query key^T / sqrt(d_k))``, optionally passed through a dropout module,
     and ``output = p_attn value``. Plain attention: no mask, no heads of its own (any leading
     dims are batch dims). Unlike upstream, the softmax runs in float32 for float16/bfloat16
-    inputs (the arithmetic of :func:`attnref.core.sdpa_reference`).
+    inputs (the arithmetic of [`attnref.core.sdpa_reference()`][attnref.core.sdpa_reference]).
 
     Args:
         query: ``(..., L, d_k)`` queries.
@@ -101,7 +101,7 @@ class MultiHeadAttention(nn.Module):
     Its peculiarity is the causal mask: an additive float buffer ``mask`` of shape
     ``(1, 1, max_seq_len, max_seq_len)``, ``-inf`` above the diagonal, registered only when
     ``is_causal``. The buffer is kept with upstream's shape and values so upstream state dicts
-    load strictly, but attention itself goes through :func:`attnref.core.attend` with
+    load strictly, but attention itself goes through [`attnref.core.attend()`][attnref.core.attend] with
     ``is_causal=True`` (no mask is sliced or added per call).
 
     Fixed here, first two in the chapter's printed listing only, the rest in both sources:
@@ -109,8 +109,8 @@ class MultiHeadAttention(nn.Module):
     - ``is_causal`` is never stored, so ``forward`` fails with ``AttributeError`` on
       ``self.is_causal``: it is stored.
     - ``math``, ``F`` (``torch.nn.functional``) and ``ModelArgs`` are used without being
-      imported or defined: :class:`ModelArgs` is defined here, the math is in
-      :mod:`attnref.core`.
+      imported or defined: [`ModelArgs`][attnref.happy_llm.ModelArgs] is defined here, the math is in
+      [`attnref.core`][attnref.core].
     - ``k`` and ``v`` are viewed with the query's ``seqlen``, so cross-attention with a key
       length ``S != L`` crashes in ``view``: each input is split with its own length.
     - A sequence longer than ``max_seq_len`` silently gets a truncated mask slice and then fails
@@ -119,20 +119,20 @@ class MultiHeadAttention(nn.Module):
       no mask and hence no limit) so the accepted inputs do not depend on the flag.
 
     With ``S > L`` and ``is_causal``, the mask is aligned bottom-right (query ``i`` sees keys
-    ``0 .. S - L + i``, see :func:`attnref.core.causal_mask`); upstream's top-left slice
-    ``mask[:, :, :L, :L]`` cannot express that case at all.
+    ``0 .. S - L + i``, see [`attnref.core.causal_mask()`][attnref.core.causal_mask]); upstream's
+    top-left slice ``mask[:, :, :L, :L]`` cannot express that case at all.
 
     Mirrors ``MultiHeadAttention`` in ``docs/chapter2/code/transformer.py`` of
     datawhalechina/happy-llm.
 
     Args:
-        args: :class:`ModelArgs` with ``dim``, ``n_heads``, ``max_seq_len``, ``dropout``,
-            ``n_embd``.
+        args: [`ModelArgs`][attnref.happy_llm.ModelArgs] with ``dim``, ``n_heads``, ``max_seq_len``,
+            ``dropout``, ``n_embd``.
         is_causal: mask future keys and register the ``mask`` buffer.
 
     Attributes:
         attn_implementation: ``"sdpa"`` (default) or ``"eager"``
-            (:func:`attnref.core.sdpa_reference`); set on the class or an instance.
+            ([`attnref.core.sdpa_reference()`][attnref.core.sdpa_reference]); set on the class or an instance.
     """
 
     attn_implementation: str = "sdpa"

@@ -1,17 +1,18 @@
-"""LLaMA self-attention as Hugging Face transformers writes it, plus the seed note's simplified block.
+"""LLaMA self-attention as Hugging Face transformers writes it, plus a blog note's simplified block.
 
-:class:`LlamaAttention` mirrors ``LlamaAttention`` in transformers'
+[`LlamaAttention`][attnref.llama.LlamaAttention] mirrors ``LlamaAttention`` in transformers'
 ``src/transformers/models/llama/modeling_llama.py`` (huggingface/transformers): separate
 ``q_proj``/``k_proj``/``v_proj``/``o_proj`` projections, half-split rotary embeddings
 (``rotate_half``) with float32 angles, grouped-query attention (G key/value heads shared by H query
-heads), a causal mask, and a key/value cache (:class:`KVCache`). Its ``state_dict`` is the same as
-transformers' module, so weights load strictly in both directions.
+heads), a causal mask, and a key/value cache ([`KVCache`][attnref.llama.KVCache]). Its ``state_dict`` is
+the same as transformers' module, so weights load strictly in both directions.
 
-:class:`SimpleLlamaAttention` is the block a blog note presents as "LlamaAttention": plain
+[`SimpleLlamaAttention`][attnref.llama.SimpleLlamaAttention] is the block a blog note presents as
+"LlamaAttention": plain
 multi-head attention with none of the above. It is kept, under an honest docstring, because readers
 meet it and should be able to run it next to the real thing.
 
-Shape letters are those of :mod:`attnref.core`: B batch, L query length, S key length (cached plus
+Shape letters are those of [`attnref.core`][attnref.core]: B batch, L query length, S key length (cached plus
 new tokens), H query heads, G key/value heads, D head dim, E model dim (``hidden_size``).
 """
 
@@ -30,7 +31,8 @@ class KVCache:
     """Post-RoPE keys and values of the tokens seen so far, for one attention layer.
 
     The counterpart of one layer of transformers' ``DynamicCache``: the caller creates it empty
-    (``KVCache()``), passes it to every forward of one :class:`LlamaAttention`, and each forward
+    (``KVCache()``), passes it to every forward of one [`LlamaAttention`][attnref.llama.LlamaAttention],
+    and each forward
     appends its new keys and values along the sequence axis. Keys are stored after the rotary
     embedding, so cached tokens are never rotated again. Keys and values keep the G key/value heads
     (not the H query heads), which is the memory saving of grouped-query attention.
@@ -110,9 +112,9 @@ class LlamaAttention(nn.Module):
       with channel ``i + D/2``), with angles computed in float32 from the token positions. There is
       no position embedding added to the input.
     - **Grouped-query attention**: ``num_kv_heads`` (G) key/value heads, each shared by
-      ``num_heads // num_kv_heads`` query heads (:func:`attnref.core.repeat_kv`). G == H is MHA,
-      G == 1 is multi-query attention.
-    - **Causal** always, aligned bottom-right when a :class:`KVCache` makes S > L.
+      ``num_heads // num_kv_heads`` query heads ([`attnref.core.repeat_kv()`][attnref.core.repeat_kv]). G
+      == H is MHA, G == 1 is multi-query attention.
+    - **Causal** always, aligned bottom-right when a [`KVCache`][attnref.llama.KVCache] makes S > L.
     - **No biases** by default (``bias=False``, transformers' ``config.attention_bias``), and
       ``head_dim`` may differ from ``hidden_size // num_heads``.
 
@@ -231,9 +233,11 @@ class LlamaAttention(nn.Module):
                 default ``len(kv_cache) + arange(L)``, continuing after the cached tokens.
             attention_mask: boolean (True = may attend), broadcastable to ``(B, H, L, S)`` with
                 ``S = len(kv_cache) + L``; combined with the causal mask. A padding mask comes from
-                :func:`attnref.core.padding_mask`; an additive float mask (transformers' form)
-                must first go through :func:`attnref.core.additive_to_bool`.
-            kv_cache: a :class:`KVCache` to read past keys/values from and append this call's to.
+                [`attnref.core.padding_mask()`][attnref.core.padding_mask]; an additive float mask
+                (transformers' form)
+                must first go through [`attnref.core.additive_to_bool()`][attnref.core.additive_to_bool].
+            kv_cache: a [`KVCache`][attnref.llama.KVCache] to read past keys/values from and append this
+                call's to.
 
         Returns:
             ``(B, L, E)``. Query rows whose keys are all masked come out of the attention as
@@ -290,7 +294,7 @@ class SimpleLlamaAttention(nn.Module):
 
     The note (a Chinese introduction to "LlamaAttention") presents this block as LLaMA's attention.
     It is the attention of "Attention Is All You Need" with dropout, and differs from the real
-    :class:`LlamaAttention` in every way that makes LLaMA LLaMA:
+    [`LlamaAttention`][attnref.llama.LlamaAttention] in every way that makes LLaMA LLaMA:
 
     - **no rotary position embedding** (no position information at all inside the block);
     - **no grouped-query attention**: as many key/value heads as query heads;
@@ -303,7 +307,8 @@ class SimpleLlamaAttention(nn.Module):
 
     One change at the edge: the note *adds* ``attention_mask`` to the scores (an additive float
     mask); attnref takes a boolean mask (True = may attend) as everywhere else. Convert with
-    :func:`attnref.core.additive_to_bool` (or back with :func:`attnref.core.bool_to_additive`). A
+    [`attnref.core.additive_to_bool()`][attnref.core.additive_to_bool] (or back with
+    [`attnref.core.bool_to_additive()`][attnref.core.bool_to_additive]). A
     query row with every key masked gives zeros here where the note gives NaN (``-inf`` mask) or a
     uniform average (``finfo.min`` mask).
 

@@ -155,6 +155,31 @@ def test_causal_mask_errors():
         core.causal_mask(0)
 
 
+@pytest.mark.parametrize("L,S,window", [(6, 6, 3), (1, 9, 4), (3, 8, 2), (4, 4, 1), (2, 5, 10)])
+def test_sliding_window_mask_matches_the_rule_written_out(L, S, window):
+    """Query i at absolute position p = S - L + i sees keys j with p - window < j <= p."""
+    m = core.sliding_window_mask(L, S, window=window)
+    p = torch.arange(S - L, S)[:, None]
+    j = torch.arange(S)[None, :]
+    assert torch.equal(m, (j <= p) & (j > p - window))
+    assert m.sum(-1).tolist() == [min(window, S - L + i + 1) for i in range(L)]
+
+
+def test_sliding_window_mask_decoding_equals_slices_of_the_full_mask():
+    """With a cache, the rows of the new tokens are the last rows of the full prefill mask."""
+    full = core.sliding_window_mask(10, window=4)
+    for past in range(10):
+        assert torch.equal(core.sliding_window_mask(1, past + 1, window=4), full[past : past + 1, : past + 1])
+    assert torch.equal(core.sliding_window_mask(5, 7, window=7), core.causal_mask(5, 7))
+
+
+def test_sliding_window_mask_errors():
+    with pytest.raises(ValueError, match=r"window: expected a positive int, got 0"):
+        core.sliding_window_mask(3, window=0)
+    with pytest.raises(ValueError, match=r"S: expected S >= L=4.*got 2"):
+        core.sliding_window_mask(4, 2, window=2)
+
+
 def test_seq_id_mask_is_block_diagonal():
     seq_id = torch.tensor([[0, 0, 1, 1, 1, 2]])
     m = core.seq_id_mask(seq_id)
