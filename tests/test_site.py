@@ -3,84 +3,24 @@ every page of both languages loads with no console error and no request to anoth
 formula is rendered by the bundled KaTeX, figures are drawn, the language switch lands on the
 counterpart page and search finds Chinese and English words."""
 
-import functools
-import urllib.parse
-import http.server
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
+import urllib.parse
 import urllib.request
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-from conftest import DOCS, LANGS, ROOT, pages
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-if not Path(CHROMIUM).exists():
-    pytest.skip("no Chromium: install it with `sudo apt-get install -y chromium` "
-                "(.ci/run does this) to run the browser tests", allow_module_level=True)
-import playwright.sync_api as playwright  # noqa: E402  (a test dependency: the test extra)
-
-
-def _url_path(lang: str, page: Path) -> str:
-    rel = page.with_suffix("")
-    rel = rel.parent if rel.name == "index" else rel
-    prefix = "/" if lang == "zh" else "/en/"
-    return prefix + (f"{rel.as_posix()}/" if str(rel) != "." else "")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(built_site):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built_site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", _free_port()), handler)
-    handler.log_message = lambda *a: None
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser, server):
-    context = browser.new_context()
-    pg = context.new_page()
-    pg.errors, pg.foreign = [], []
-    pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    host = urlparse(server).netloc
-    pg.on("request", lambda r: urlparse(r.url).netloc not in (host, "") and
-          not r.url.startswith(("data:", "blob:")) and pg.foreign.append(r.url))
-    yield pg
-    context.close()
-
+from conftest import DOCS, LANGS, ROOT, free_port, pages, url_path
 
 ALL = [(lang, p) for lang in LANGS for p in pages(lang)]
 
 
 @pytest.mark.parametrize("lang,md", ALL, ids=lambda x: str(x))
 def test_page_loads_offline_with_formulas_and_figures(page, server, lang, md):
-    page.goto(server + _url_path(lang, md), wait_until="networkidle")
+    page.goto(server + url_path(lang, md), wait_until="networkidle")
     assert page.title()
     assert page.errors == [], page.errors
     assert page.foreign == [], f"requests to other hosts: {page.foreign}"
@@ -104,10 +44,10 @@ def test_page_loads_offline_with_formulas_and_figures(page, server, lang, md):
 @pytest.mark.parametrize("lang,md", ALL, ids=lambda x: str(x))
 def test_language_switch_lands_on_the_counterpart(page, server, lang, md):
     other = "en" if lang == "zh" else "zh"
-    page.goto(server + _url_path(lang, md))
+    page.goto(server + url_path(lang, md))
     href = page.get_attribute(f'.md-select a[hreflang="{other}"]', "href")
     page.goto(urllib.parse.urljoin(page.url, href))
-    assert urlparse(page.url).path == _url_path(other, md)
+    assert urlparse(page.url).path == url_path(other, md)
     assert page.get_attribute("html", "lang").startswith(other)
 
 
@@ -124,7 +64,7 @@ def test_search_finds_results_in_both_languages(page, server, lang, query):
 
 def test_readme_serve_command_serves_the_site():
     """`make serve` ends in `mkdocs serve`; it must bring both languages up."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
     proc = subprocess.Popen([sys.executable, "-m", "mkdocs", "serve", "--no-livereload",
                              "-a", f"127.0.0.1:{port}"], cwd=ROOT, env=env,
