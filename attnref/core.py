@@ -202,7 +202,7 @@ def _check_attn_mask(attn_mask: object, q: Tensor, L: int, S: int) -> None:
     if attn_mask.dtype != torch.bool and not attn_mask.is_floating_point():
         _checks.fail("attn_mask", "a boolean or floating-point mask", attn_mask.dtype, TypeError)
     letters = " ".join([f"N{i}" for i in range(q.dim() - 2)] + ["L", "S"])
-    _checks.check_broadcastable("attn_mask", attn_mask, (*q.shape[:-2], L, S), letters)
+    _checks.check_mask_shape("attn_mask", attn_mask, (*q.shape[:-2], L, S), letters)
 
 
 def sdpa_reference(
@@ -308,6 +308,9 @@ def attend(
     if implementation == "eager":
         return sdpa_reference(q, k, v, attn_mask, is_causal=is_causal, scale=scale, dropout_p=dropout_p)
     L, S = q.shape[-2], k.shape[-2]
+    if attn_mask is not None and attn_mask.dim() < 2:
+        # PyTorch's kernel reads the mask's last two dims: give an (S,) key mask its query axis.
+        attn_mask = attn_mask.expand(L, S)
     if is_causal and (attn_mask is not None or L != S):
         # PyTorch aligns is_causal top-left; spell the bottom-right mask out instead.
         causal_LS = causal_mask(L, S, device=q.device)

@@ -117,6 +117,40 @@ def test_attend_implementations_agree_with_bottom_right_causality(L, S, with_mas
     assert torch.allclose(fast[:, :, -1], full[:, :, -1], atol=1e-12)
 
 
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_attend_takes_a_1d_key_mask_on_both_paths(is_causal):
+    # An (S,) mask broadcasts over batch, heads and queries; PyTorch's kernel alone would raise
+    # a bare IndexError on it.
+    q, k, v = rand(2, 3, 4, 8), rand(2, 3, 6, 8), rand(2, 3, 6, 8)
+    keep_S = torch.tensor([True, False, True, True, False, True])
+    fast = core.attend(q, k, v, keep_S, is_causal=is_causal, implementation="sdpa")
+    slow = core.attend(q, k, v, keep_S, is_causal=is_causal, implementation="eager")
+    assert torch.allclose(fast, slow, atol=1e-12)
+    as_4d = core.attend(q, k, v, keep_S[None, None, None], is_causal=is_causal)
+    assert torch.allclose(fast, as_4d, atol=1e-12)
+    # Masked keys do not matter.
+    v2 = v.clone()
+    v2[:, :, ~keep_S] += 100
+    assert torch.allclose(core.attend(q, k, v2, keep_S, is_causal=is_causal), fast, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype,fix", [(torch.bool, r"mask\[:, None"), (torch.long, r"mask\.bool\(\)\[:, None")], ids=["bool", "int64"])
+def test_a_2d_padding_mask_for_a_4d_one_points_to_padding_mask(dtype, fix):
+    q, kv = rand(2, 3, 4, 8), rand(2, 3, 6, 8)
+    keep_BS = torch.ones(2, 6, dtype=dtype)  # a tokenizer's attention_mask: (B, S)
+    hint = rf"attn_mask: expected a shape broadcastable to \(B, H, L, S\) = \(2, 3, 4, 6\), got \(2, 6\); .*core.padding_mask\(lengths, S\) or write {fix}"
+    for implementation in core.IMPLEMENTATIONS:
+        with pytest.raises(ValueError, match=hint):
+            core.attend(q, kv, kv, keep_BS, implementation=implementation)
+    # sdpa_reference takes additive masks too; a float one is not turned into booleans.
+    with pytest.raises(ValueError, match=r"padding_mask\(lengths, S\) or write mask\[:, None, None, :\]"):
+        core.sdpa_reference(q, kv, kv, torch.zeros(2, 6))
+    # The hint's fixes work.
+    lengths = torch.tensor([6, 6])
+    assert torch.equal(core.padding_mask(lengths, 6), keep_BS.bool()[:, None, None, :])
+    core.attend(q, kv, kv, core.padding_mask(lengths, 6))
+
+
 def test_attend_causality_future_keys_do_not_matter():
     q, k, v = rand(1, 2, 5, 4), rand(1, 2, 5, 4), rand(1, 2, 5, 4)
     out = core.attend(q, k, v, is_causal=True)
