@@ -1,11 +1,20 @@
-# Two entry points: `make serve` (set up, build and serve the site) and `make test` (set up, run
-# every test). Everything is installed into .venv and node_modules; nothing global but Chromium.
+# Entry points: `make serve` (set up, build and serve the site), `make test` (set up, run every
+# test), `make offline` (the site as one archive that works without a server or a network).
+# Everything is installed into .venv and node_modules; nothing global but Chromium.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU wheel that these machines carry; an unpinned torch pulls several GB of CUDA packages.
 TORCH ?= torch==2.13.0
+# Where `make offline` writes dist/attnref-site/ and dist/attnref-site.zip.
+DIST ?= dist
+# npm ci reads package-lock.json v3 (npm 7 or newer) and iframe-worker declares Node.js >= 16.
+# KaTeX ships prebuilt files and declares no Node.js version; only its command-line tool, which
+# the build never runs, asks for Node.js >= 22.12 through commander (npm warns EBADENGINE).
+NODE_MIN := 16
+NODE_CHECK := if (+process.versions.node.split(".")[0] < $(NODE_MIN)) { console.error("make: Node.js \
+  $(NODE_MIN) or newer is needed to install KaTeX; this is Node.js " + process.version); process.exit(1) }
 
-.PHONY: setup test serve build bench
+.PHONY: setup test serve build offline bench
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -18,19 +27,31 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --no-deps esm==3.2.1.post1 llms-from-scratch==1.0.19
 	touch $@
 
-# KaTeX comes from npm at build time; nothing third-party is committed.
+# KaTeX (and iframe-worker for the offline bundle) come from npm at build time; nothing
+# third-party is committed.
 node_modules/.installed: package.json package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "make: Node.js $(NODE_MIN) or newer, with npm, is needed to install KaTeX; see README.md" >&2; exit 1; }
+	@node -e '$(NODE_CHECK)'
 	npm ci --no-audit --no-fund
 	touch $@
 
+# -n auto: one worker per core (pytest-xdist); the strict site build is shared by all workers.
 test: setup
-	$(PY) -m pytest --codeblocks
+	$(PY) -m pytest --codeblocks -n auto
 
 build: setup
 	$(VENV)/bin/mkdocs build --strict
 
 serve: setup
 	$(VENV)/bin/mkdocs serve
+
+# ATTNREF_OFFLINE turns on Material's offline plugin (mkdocs.yml, docs/hooks/offline.py).
+offline: setup
+	rm -rf $(DIST)/attnref-site $(DIST)/attnref-site.zip
+	ATTNREF_OFFLINE=true $(VENV)/bin/mkdocs build --strict --site-dir $(DIST)/attnref-site
+	$(PY) -m zipfile -c $(DIST)/attnref-site.zip $(DIST)/attnref-site
+	@echo "$(DIST)/attnref-site.zip: unzip it anywhere and open attnref-site/index.html"
 
 bench: setup
 	$(PY) -m attnref.bench
