@@ -147,7 +147,7 @@ def notebook_markdown(prose: str) -> str:
         line = re.sub(r"\s*\{\s*[#.][^}]*\}\s*$", "", lines[i]) if lines[i].startswith("#") else lines[i]
         admonition = re.match(r'^(!!!|\?\?\?\+?) *(\w+)(?: +"(.*)")?\s*$', line)
         if admonition:
-            out.append(f"> **{admonition[3] or admonition[2].capitalize()}**")
+            out += [f"> **{admonition[3] or admonition[2].capitalize()}**", ">"]
             i += 1
             while i < len(lines) and (lines[i].startswith("    ") or not lines[i].strip()):
                 out.append(f"> {lines[i][4:]}".rstrip())
@@ -203,41 +203,30 @@ def downloads_of(src_uri: str) -> tuple[str, str]:
     return f"{lang}/downloads/{stem}.py", f"{lang}/downloads/{stem}.ipynb"
 
 
-# After mkdocs-static-i18n (-100), which rebuilds the file list per language from docs_dir: the
-# pages left are the language being built, already moved to their destination.
-@event_priority(-110)
-def on_files(files, config):
-    for page in list(files.documentation_pages()):
-        lang = page.src_uri.partition("/")[0]
-        if lang not in TEXT:
-            continue
-        markdown = page.content_string
-        parts = split_page(markdown)
-        if not any(isinstance(p, Listing) for p in parts):
-            continue
-        # The downloads sit in the language's folder of the site, as the page does: /downloads/
-        # for the default language, /en/downloads/ for English.
-        root = f"{lang}/" if page.dest_uri.startswith(f"{lang}/") else ""
-        contents = (script(parts, lang, title_of(markdown)), notebook(parts, lang))
-        for uri, content in zip(downloads_of(page.src_uri), contents):
-            file = File.generated(config, uri, content=content)
-            file.dest_uri = root + uri.partition("/")[2]
-            files.append(file)
-    return files
-
-
+# After the other hooks (reading.py joins Chinese lines, for one) have rewritten the Markdown: the
+# notebook's prose is what the page shows.
+@event_priority(-50)
 def on_page_markdown(markdown, page, config, files):
     lang = page.file.src_uri.partition("/")[0]
-    py_uri, ipynb_uri = downloads_of(page.file.src_uri)
-    if lang not in TEXT or files.get_file_from_path(py_uri) is None:
+    parts = split_page(markdown)
+    if lang not in TEXT or not any(isinstance(p, Listing) for p in parts):
         return markdown
+    title = title_of(markdown)
+    # The downloads sit in the language's folder of the site, as the page does: /downloads/ for
+    # the default language, /en/downloads/ for English (mkdocs-static-i18n has moved the page).
+    root = f"{lang}/" if page.file.dest_uri.startswith(f"{lang}/") else ""
+    py_uri, ipynb_uri = downloads_of(page.file.src_uri)
+    for uri, content in ((py_uri, script(parts, lang, title)), (ipynb_uri, notebook(parts, lang))):
+        file = File.generated(config, uri, content=content)
+        file.dest_uri = root + uri.partition("/")[2]
+        files.append(file)
+
     here = posixpath.dirname(page.file.src_uri)
     links = TEXT[lang]["links"].format(
         py=posixpath.relpath(py_uri, here), ipynb=posixpath.relpath(ipynb_uri, here),
         py_name=posixpath.basename(py_uri), ipynb_name=posixpath.basename(ipynb_uri),
     )
-    line = f"{links}\n{{ .attnref-downloads }}\n"
     # Under the title (the first line starting with "# "), or on top of a page without one.
-    title = re.search(r"^# .*\n", markdown, re.M)
-    at = title.end() if title else 0
-    return f"{markdown[:at]}\n{line}\n{markdown[at:]}"
+    heading = re.search(r"^# .*\n", markdown, re.M)
+    at = heading.end() if heading else 0
+    return f"{markdown[:at]}\n{links}\n{{ .attnref-downloads }}\n\n{markdown[at:]}"
