@@ -36,9 +36,9 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-# -n auto: one worker per core (pytest-xdist); the strict site build is shared by all workers.
+# -n logical: one pytest-xdist worker per CPU the system reports; they share one strict site build.
 test: setup
-	$(PY) -m pytest --codeblocks -n auto
+	$(PY) -m pytest --codeblocks -n logical
 
 build: setup
 	$(VENV)/bin/mkdocs build --strict

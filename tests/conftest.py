@@ -36,6 +36,20 @@ def build_site(site: Path, *extra: str) -> None:
     assert not warnings, "\n".join(warnings)
 
 
+def pytest_collection_modifyitems(items):
+    """One test that needs the built site first, the other tests that need it last.
+
+    Under xdist the first worker starts the shared build with the first test while the others run
+    the tests that need no site; by the time they reach the site's tests it is built, so no
+    worker sits waiting for it. The order within each group is kept.
+    """
+    needs_site = [item for item in items if "built_site" in getattr(item, "fixturenames", ())]
+    if needs_site:
+        site = set(needs_site)
+        rest = [item for item in items if item not in site]
+        items[:] = needs_site[:1] + rest + needs_site[1:]
+
+
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory) -> Path:
     """The site, built strictly once per test run: xdist workers share one build (the first to

@@ -64,14 +64,13 @@ def test_every_public_submodule_is_listed():
     assert set(attnref.__all__) <= set(dir(attnref))
 
 
-def test_submodules_are_imported_on_first_use(tmp_path):
+def test_import_attnref_imports_nothing_else(tmp_path):
     code = (
         "import sys, attnref\n"
-        # Not even torch: the submodules, and what they import, load on first use.
-        f"loaded = [m for m in sys.modules if m.startswith(('attnref.', 'torch', *{EXTRAS_ONLY!r}))]\n"
-        "assert not loaded, loaded\n"
-        "assert 'llama' in dir(attnref)\n"
-        "print(attnref.llama.LlamaAttention.__name__, 'attnref.llama' in sys.modules)\n"
+        # Not even torch: the submodules, and what they import, load on first use (checked with
+        # attnref.llama below, where torch may be imported).
+        f"print([m for m in sys.modules if m.startswith(('attnref.', 'torch', *{EXTRAS_ONLY!r}))])\n"
+        "print('llama' in dir(attnref))\n"
         "try:\n"
         "    attnref.nope\n"
         "except AttributeError as e:\n"
@@ -79,8 +78,7 @@ def test_submodules_are_imported_on_first_use(tmp_path):
     )
     result = python(code, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
-        "LlamaAttention True", "module 'attnref' has no attribute 'nope'"]
+    assert result.stdout.splitlines() == ["[]", "True", "module 'attnref' has no attribute 'nope'"]
 
 
 def _key(name: str) -> str:
@@ -115,12 +113,16 @@ def test_import_with_only_the_runtime_dependencies_warns_nothing(tmp_path):
         "        if name.partition('.')[0] in HIDDEN:\n"
         "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
         "sys.meta_path.insert(0, Hide())\n"
-        "import torch, attnref\n"
+        "import attnref\n"
+        "print('attnref.llama' in sys.modules)\n"
+        "layer = attnref.llama.LlamaAttention(16, 2)  # no import attnref.llama needed\n"
+        "print('attnref.llama' in sys.modules)\n"
         "for name in attnref.__all__:\n"
         "    getattr(attnref, name)\n"
-        "print(attnref.llama.LlamaAttention(16, 2)(torch.randn(1, 3, 16)).shape)\n"
+        "import torch\n"
+        "print(layer(torch.randn(1, 3, 16)).shape)\n"
     )
     result = python(code, tmp_path, "-W", "error")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    assert result.stdout.strip() == "torch.Size([1, 3, 16])"
+    assert result.stdout.splitlines() == ["False", "True", "torch.Size([1, 3, 16])"]
