@@ -462,7 +462,8 @@ def rope_inv_freq(
                          None)
         return max_position_embeddings
 
-    theta = float(_checks.check_positive_number("rope_parameters['rope_theta']", rope_parameters.get("rope_theta", 10000.0)))
+    theta = rope_parameters.get("rope_theta", 10000.0)
+    theta = float(_checks.check_positive_number("rope_parameters['rope_theta']", theta))
     exponents_P = _pair_exponents(dim, torch.float32, device)
     inv_freq_P = 1.0 / (theta ** exponents_P)
     if rope_type == "default":
@@ -485,7 +486,7 @@ def rope_inv_freq(
         slowed_P = torch.where(wavelen_P > L0 / low, inv_freq_P / factor, inv_freq_P)
         smooth_P = (L0 / wavelen_P - low) / (high - low)
         blended_P = (1 - smooth_P) * slowed_P / factor + smooth_P * slowed_P
-        middle_P = ~(wavelen_P < L0 / high) * ~(wavelen_P > L0 / low)
+        middle_P = ~(wavelen_P < L0 / high) & ~(wavelen_P > L0 / low)
         return torch.where(middle_P, blended_P, slowed_P), 1.0
 
     factor = rope_parameters.get("factor")
@@ -525,8 +526,8 @@ def rope_inv_freq(
         high += 0.001  # as transformers: no division by zero
     ramp_P = ((torch.arange(dim // 2, dtype=torch.float32, device=device) - low) / (high - low)).clamp(0, 1)
     keep_P = 1 - ramp_P  # 1: keep the frequency (fast pairs), 0: divide it by factor (slow pairs)
-    periods_P = theta**exponents_P
-    return (1.0 / (factor * periods_P)) * (1 - keep_P) + (1.0 / periods_P) * keep_P, attention_factor
+    denominator_P = theta**exponents_P  # the unscaled frequency is 1 / denominator_P
+    return (1.0 / (factor * denominator_P)) * (1 - keep_P) + (1.0 / denominator_P) * keep_P, attention_factor
 
 
 def rotate_half(x: Tensor) -> Tensor:
