@@ -19,6 +19,11 @@ CONT = "<!--pytest-codeblocks:cont-->"
 MODULES = ["core", "esm", "flux", "llama", "happy_llm", "fused_qkv", "convert", "bench", "integrations.transformers"]
 
 
+def api_page(name: str):
+    """The API page of attnref.<name>; a subpackage's modules share its page (api/integrations.md)."""
+    return __import__("pathlib").Path(f"api/{name.split('.')[0]}.md")
+
+
 def fences(text: str):
     """Yield (info, body, text_before) for each fenced block."""
     pos = 0
@@ -141,8 +146,7 @@ def test_every_public_object_is_exported_and_documented(built_site, name):
     public = getattr(module, "__all__", None)
     assert public, f"attnref.{name} has no __all__"
     for lang in LANGS:
-        # A subpackage's modules are documented on the subpackage's page (api/integrations.md).
-        ids = _html(built_site, lang, __import__("pathlib").Path(f"api/{name.split('.')[0]}.md")).ids
+        ids = _html(built_site, lang, api_page(name)).ids
         for obj in public:
             assert getattr(module, obj).__doc__, f"attnref.{name}.{obj} has no docstring"
             assert f"attnref.{name}.{obj}" in ids, f"{lang} API page lacks attnref.{name}.{obj}"
@@ -263,7 +267,7 @@ API_LABELS = {"en": ("Parameters:", "Returns:"), "zh": ("参数：", "返回："
 @pytest.mark.parametrize("lang", LANGS)
 @pytest.mark.parametrize("name", MODULES)
 def test_api_pages_speak_the_page_language(built_site, lang, name):
-    html = _page_html(built_site, lang, __import__("pathlib").Path(f"api/{name}.md"))
+    html = _page_html(built_site, lang, api_page(name))
     titles = re.findall(r'<span class="doc-section-title">([^<]*)</span>', html)
     assert titles, f"{lang} api/{name}: no docstring sections rendered"
     other = "zh" if lang == "en" else "en"
