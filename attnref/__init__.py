@@ -4,7 +4,9 @@ Modules: [`attnref.core`][attnref.core] (shared math), [`attnref.esm`][attnref.e
 [`attnref.flux`][attnref.flux],
 [`attnref.llama`][attnref.llama], [`attnref.happy_llm`][attnref.happy_llm],
 [`attnref.fused_qkv`][attnref.fused_qkv], [`attnref.convert`][attnref.convert],
-and [`attnref.bench`][attnref.bench] (``python -m attnref.bench``).
+[`attnref.bench`][attnref.bench] (``python -m attnref.bench``), and
+[`attnref.integrations.transformers`][attnref.integrations.transformers] (attnref as the attention
+backend of Hugging Face transformers models; the only module that imports transformers).
 
 ``import attnref`` imports none of them: each is imported the first time it is used, so
 ``attnref.llama.LlamaAttention`` works after a bare ``import attnref`` and costs only what it needs.
@@ -14,7 +16,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["core", "esm", "flux", "llama", "happy_llm", "fused_qkv", "convert", "bench"]
+__all__ = ["core", "esm", "flux", "llama", "happy_llm", "fused_qkv", "convert", "bench", "integrations"]
 
 
 def __getattr__(name: str):

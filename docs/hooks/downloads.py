@@ -1,7 +1,8 @@
 """MkDocs hook: every page with Python listings, also as a script and as a notebook.
 
 For a page ``<lang>/<name>.md`` with at least one ```python listing (the listings pytest-codeblocks
-runs), the build gets two more files, generated from the same Markdown and never committed:
+runs), the build gets two more files, made from the Markdown the page is rendered from (after the
+other hooks have run) and never committed:
 
 - ``<lang>/downloads/attnref-<name>.py``: the listings in page order, one ``# %%`` cell each (a
   continued listing stays in the cell it continues), each followed by the output the page shows,
