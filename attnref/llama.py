@@ -1,7 +1,7 @@
 """LLaMA self-attention as Hugging Face transformers writes it, plus a blog note's simplified block.
 
 [`LlamaAttention`][attnref.llama.LlamaAttention] mirrors ``LlamaAttention`` in transformers'
-``src/transformers/models/llama/modeling_llama.py`` (huggingface/transformers): separate
+``src/transformers/models/llama/modeling_llama.py`` (huggingface/transformers, release 5.25.0): separate
 ``q_proj``/``k_proj``/``v_proj``/``o_proj`` projections, half-split rotary embeddings
 (``rotate_half``) with float32 angles, grouped-query attention (G key/value heads shared by H query
 heads), a causal mask, and a key/value cache ([`KVCache`][attnref.llama.KVCache]). Its ``state_dict`` is
@@ -280,7 +280,8 @@ class LlamaAttention(nn.Module):
         out_BHLD = core.attend(
             q_BHLD, k_BHSD, v_BHSD, attention_mask,
             # One query aligned bottom-right sees every key: skip the (1, S) causal mask a decode
-            # step would otherwise build (transformers also passes is_causal only for L > 1).
+            # step would otherwise build (transformers too sets is_causal only for L > 1, and only
+            # when no mask was built).
             is_causal=L > 1,
             scale=self.scaling,
             dropout_p=self.dropout if self.training else 0.0,
