@@ -294,11 +294,12 @@ def mask_mod_from_bool(mask: Tensor, B: int, H: int, L: int, S: int) -> MaskMod:
 def to_transformers_mask(mask: Tensor, B: int, L: int, S: int, *, dtype: torch.dtype | None = None) -> Tensor:
     """attnref's boolean mask as the 4D mask transformers passes to its attention functions.
 
-    transformers (``masking_utils``, 5.25) builds one ``(B, 1, L, S)`` mask per forward pass and
-    hands it to every layer: boolean (True = may attend) for the ``"sdpa"`` and ``"flash"``
-    paths (``sdpa_mask``), and additive for ``"eager"`` (``eager_mask``): 0 where allowed and
-    ``torch.finfo(dtype).min``, not ``-inf``, where blocked. With ``finfo.min`` a plain softmax
-    turns a fully masked row into a uniform average of the values instead of NaN.
+    transformers (``masking_utils``, 5.25) builds the mask once per forward pass and hands it to
+    every layer: ``(B, 1, L, S)`` boolean (True = may attend) for its ``"sdpa"`` attention
+    (``sdpa_mask``), and ``(B, 1, L, S)`` additive for ``"eager"`` (``eager_mask``): 0 where
+    allowed and ``torch.finfo(dtype).min``, not ``-inf``, where blocked. (Its flash-attention path
+    gets the 2D padding mask instead, its FlexAttention path a ``BlockMask``.) With ``finfo.min``
+    a plain softmax turns a fully masked row into a uniform average of the values instead of NaN.
 
     Args:
         mask: boolean, True = may attend, broadcastable to ``(B, 1, L, S)``; one mask for every

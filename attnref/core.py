@@ -333,8 +333,9 @@ def alibi_bias(
     """
     S = _checks.check_lengths(L, S)
     slopes_H11 = alibi_slopes(num_heads, device=device)[:, None, None]
-    distance_LS = torch.arange(S - L, S, device=device)[:, None] - torch.arange(S, device=device)
-    return -slopes_H11 * distance_LS
+    # j - p = -(distance from the query back to the key): 0 on the query itself, negative before it.
+    offset_LS = torch.arange(S, device=device) - torch.arange(S - L, S, device=device)[:, None]
+    return slopes_H11 * offset_LS
 
 
 def bool_to_additive(mask: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:

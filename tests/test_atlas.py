@@ -205,6 +205,11 @@ def test_is_causal_is_the_top_left_mask_not_the_cache_mask():
     assert (is_causal - bottom_right).abs().max() > 0.1
     # core.attend's own is_causal is bottom-right.
     torch.testing.assert_close(core.attend(q, k, v, is_causal=True), bottom_right, atol=ATOL, rtol=0)
+    # torch 2.13 takes attn_mask and is_causal=True together and applies both: still top-left.
+    padding = core.padding_mask(torch.tensor([8, 6, 7]), S)
+    both = F.scaled_dot_product_attention(q, k, v, attn_mask=padding, is_causal=True)
+    torch.testing.assert_close(both, core.attend(q, k, v, padding & core.causal_mask(L, S, align="top-left")),
+                               atol=ATOL, rtol=0)
 
 
 # -- the mask_mods are the masks of core -------------------------------------------------------
