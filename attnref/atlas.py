@@ -20,7 +20,9 @@ Each ``*_mask_mod`` states the same rule as the ``core`` function of the same na
 indices instead of tensors; ``tests/test_atlas.py`` checks that every spelling of every mask
 gives the same attention. A mask_mod is plain index arithmetic: it needs no FlexAttention import
 and works on scalar indices (as FlexAttention calls it) and on broadcast index tensors alike.
-The ``L`` and ``S`` a mask_mod is made for must be the query and key lengths it is used with.
+The ``L`` and ``S`` a mask_mod is made for must be the query and key lengths it is used with,
+and the tensors it reads (``lengths``, ``seq_id``, ``prefix_lengths``) must be on the queries'
+device.
 
 Shape letters are those of [`attnref.core`][attnref.core]: B batch, H heads, L query length, S key
 length.
