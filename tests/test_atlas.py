@@ -29,7 +29,7 @@ from transformers.models.bloom import modeling_bloom
 from transformers.models.llama.modeling_llama import eager_attention_forward
 
 from attnref import atlas, core, esm, llama
-from conftest import DOCS
+from conftest import DOCS, LANGS
 
 _spec = importlib.util.spec_from_file_location("empty_rows", DOCS / "snippets" / "empty_rows.py")
 empty_rows = importlib.util.module_from_spec(_spec)
@@ -393,6 +393,11 @@ def test_alibi_attention_equals_blooms(side):
 
 
 # -- the empty-row table of the masks page -----------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_masks_page_shows_the_measured_empty_row_table(lang):
+    assert empty_rows.table(lang) in (DOCS / lang / "masks.md").read_text(encoding="utf-8")
 
 
 def test_empty_row_table_of_the_page():

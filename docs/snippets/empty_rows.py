@@ -1,8 +1,8 @@
 # What each attention API returns for a query row with no key to attend to. One source of truth:
-# docs/*/masks.md prints this table at build time and tests/test_atlas.py asserts every entry
-# (and that transformers' own attention functions behave as the rows that stand for them).
-import warnings
-
+# tests/test_atlas.py measures it on every run and checks that docs/*/masks.md shows exactly
+# table(lang) (and that transformers' own attention functions behave as the rows that stand for
+# them). The table is not computed while the site is built: FlexAttention's first call costs
+# seconds of tracing there.
 import torch
 import torch.nn.functional as F
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
@@ -43,11 +43,7 @@ def _multihead(q, k, v, mask_LS, need_weights):
 
 def _flex(q, k, v, mask_LS):
     block_mask = create_block_mask(atlas.mask_mod_from_bool(mask_LS, B, H, L, S), B, H, L, S, device="cpu")
-    with warnings.catch_warnings():
-        # Without torch.compile, flex_attention warns that it runs unfused (it materialises the
-        # scores); the function it computes is the same.
-        warnings.filterwarnings("ignore", "flex_attention called without torch.compile", UserWarning)
-        return flex_attention(q, k, v, block_mask=block_mask)
+    return flex_attention(q, k, v, block_mask=block_mask)
 
 
 # (the call, as the page shows it; the function that makes it on inputs())
@@ -91,8 +87,17 @@ def measure() -> dict[str, str]:
     return {call: classify(run(q, k, v, mask_LS), v) for call, run in APIS}
 
 
-def table(labels: dict[str, str]) -> str:
-    """The Markdown table of measure(); ``labels`` translates the headers and the results."""
+LABELS = {
+    "en": {"api": "call", "result": "a fully masked row gives", "zeros": "zeros", "NaN": "NaN",
+           "uniform average": "the uniform average of all values", "other": "other"},
+    "zh": {"api": "调用", "result": "整行屏蔽时的结果", "zeros": "零", "NaN": "NaN",
+           "uniform average": "所有值的均匀平均", "other": "其他"},
+}
+
+
+def table(lang: str) -> str:
+    """The Markdown table of measure() in the page's language."""
+    labels = LABELS[lang]
     lines = [f"| {labels['api']} | {labels['result']} |", "|---|---|"]
     for call, result in measure().items():
         lines.append(f"| `{call}` | {labels[result]} |")
