@@ -1,6 +1,7 @@
 """attnref: faithful, tested reference implementations of attention as real codebases write it.
 
-Modules: [`attnref.core`][attnref.core] (shared math), [`attnref.esm`][attnref.esm],
+Modules: [`attnref.core`][attnref.core] (shared math), [`attnref.atlas`][attnref.atlas] (every
+mask in every API's spelling), [`attnref.esm`][attnref.esm],
 [`attnref.flux`][attnref.flux],
 [`attnref.llama`][attnref.llama], [`attnref.happy_llm`][attnref.happy_llm],
 [`attnref.fused_qkv`][attnref.fused_qkv], [`attnref.convert`][attnref.convert],

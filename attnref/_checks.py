@@ -64,6 +64,24 @@ def check_positive_int(name: str, value: object) -> int:
     return value
 
 
+def check_lengths(L: object, S: object) -> int:
+    """Query length ``L`` and key length ``S`` (default ``L``) of a bottom-right aligned mask,
+    where the keys include every query position (``S >= L``); returns ``S``."""
+    check_positive_int("L", L)
+    S = L if S is None else check_positive_int("S", S)
+    if S < L:
+        fail("S", f"S >= L={L} (keys include every query position)", S)
+    return S
+
+
+def check_counts(name: str, counts: object) -> Tensor:
+    """A ``(B,)`` integer tensor of token counts (sequence lengths, prefix lengths)."""
+    check_shape(name, counts, "B")
+    if counts.is_floating_point() or counts.is_complex() or counts.dtype == torch.bool:
+        fail(name, "an integer tensor", counts.dtype, TypeError)
+    return counts
+
+
 def check_positive_number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         fail(name, "a positive number", f"{type(value).__name__} {value!r}", TypeError)
