@@ -1,8 +1,7 @@
 """attnref: faithful, tested reference implementations of attention as real codebases write it.
 
 Modules: [`attnref.core`][attnref.core] (shared math), [`attnref.atlas`][attnref.atlas] (every
-mask in every API's spelling), [`attnref.esm`][attnref.esm],
-[`attnref.flux`][attnref.flux],
+mask in every API's spelling), [`attnref.esm`][attnref.esm], [`attnref.flux`][attnref.flux],
 [`attnref.llama`][attnref.llama], [`attnref.happy_llm`][attnref.happy_llm],
 [`attnref.fused_qkv`][attnref.fused_qkv], [`attnref.convert`][attnref.convert],
 [`attnref.bench`][attnref.bench] (``python -m attnref.bench``), and
@@ -17,7 +16,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["core", "esm", "flux", "llama", "happy_llm", "fused_qkv", "convert", "bench", "integrations"]
+__all__ = ["core", "atlas", "esm", "flux", "llama", "happy_llm", "fused_qkv", "convert", "bench", "integrations"]
 
 
 def __getattr__(name: str):
