@@ -66,7 +66,7 @@ def test_readme_serve_command_serves_the_site():
                              "-a", f"127.0.0.1:{port}"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 240
+        deadline = time.time() + 600  # a cold strict build under load
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/en/", timeout=5) as r:
