@@ -6,6 +6,7 @@ runs end to end in a Jupyter kernel."""
 import os
 import posixpath
 import subprocess
+import textwrap
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -73,7 +74,8 @@ def test_notebook_is_valid_and_holds_the_page(built_site, lang, page):
     nb = nbformat.read(download(built_site, lang, page, ".ipynb"), as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    listings = [body for info, body, _ in python_fences(DOCS / lang / page) if info == "python"]
+    listings = [textwrap.dedent(body) for info, body, _ in python_fences(DOCS / lang / page)
+                if info == "python"]
     assert [c.source + "\n" for c in code] == listings
     shown = ["".join(o["text"] for o in c.outputs) for c in code if c.outputs]
     assert shown == expected_outputs(lang, page)

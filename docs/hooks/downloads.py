@@ -51,7 +51,9 @@ TEXT = {
     },
 }
 
-FENCE = re.compile(r"^(?P<ticks>`{3,}|~{3,})\s*(?P<info>[^`]*?)\s*$")
+# A fence may be indented (a listing inside a content tab or an admonition); its body loses the
+# fence's indentation.
+FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<ticks>`{3,}|~{3,})\s*(?P<info>[^`]*?)\s*$")
 MARKER = re.compile(r"^<!--\s*pytest-codeblocks:(?P<kind>[\w-]+)\s*-->$")
 CAPTION = re.compile(r'caption="((?:[^"\\]|\\.)*)"')
 
@@ -91,11 +93,12 @@ def split_page(markdown: str) -> list[str | Listing | Generated]:
             prose.append(lines[i])
             i += 1
             continue
-        ticks, info = fence["ticks"], fence["info"]
+        indent, ticks, info = fence["indent"], fence["ticks"], fence["info"]
+        close = re.compile(rf"^{re.escape(indent)}{ticks[0]}{{{len(ticks)},}}\s*$")
         end = i + 1
-        while end < len(lines) and not re.match(rf"^{ticks[0]}{{{len(ticks)},}}\s*$", lines[end]):
+        while end < len(lines) and not close.match(lines[end]):
             end += 1
-        body = "".join(lines[i + 1:end])
+        body = "".join(line.removeprefix(indent) for line in lines[i + 1:end])
         if output_next:
             next(p for p in reversed(parts) if isinstance(p, Listing)).output = body
             output_next = False
@@ -106,7 +109,7 @@ def split_page(markdown: str) -> list[str | Listing | Generated]:
                 parts.append(Listing(body, continued))
             else:
                 caption = CAPTION.search(body)
-                parts.append(Generated(caption[1] if caption else None))
+                parts.append(Generated(caption[1].replace('\\"', '"') if caption else None))
             continued = False
         else:
             prose.extend(lines[i:end + 1])
@@ -146,6 +149,11 @@ def notebook_markdown(prose: str) -> str:
     i = 0
     while i < len(lines):
         line = re.sub(r"\s*\{\s*[#.][^}]*\}\s*$", "", lines[i]) if lines[i].startswith("#") else lines[i]
+        tab = re.match(r'^=== +"(.*)"\s*$', line)
+        if tab:  # a content tab's title; the tab's listing follows as the next cell
+            out.append(f"**{tab[1]}**")
+            i += 1
+            continue
         admonition = re.match(r'^(!!!|\?\?\?\+?) *(\w+)(?: +"(.*)")?\s*$', line)
         if admonition:
             out += [f"> **{admonition[3] or admonition[2].capitalize()}**", ">"]
