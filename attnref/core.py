@@ -60,6 +60,10 @@ IMPLEMENTATIONS = ("sdpa", "eager")
 return weights)."""
 
 
+# F.scaled_dot_product_attention takes enable_gqa from PyTorch 2.5 on; checked once, here.
+_SDPA_ENABLE_GQA = torch.__version__ >= "2.5"
+
+
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     # float16/bfloat16 inputs are promoted to float32 for the softmax and the RoPE rotation;
     # float64 stays float64 so the reference is exact enough to test against.
@@ -288,10 +292,17 @@ def attend(
     the same function, including bottom-right causal alignment when ``S > L`` (which PyTorch's own
     ``is_causal`` does not do) and zeros for fully masked rows.
 
+    **Grouped-query attention.** k and v may have G heads for H query heads (G dividing H):
+    query head ``h`` reads key/value head ``h // (H / G)``, as after
+    [`repeat_kv()`][attnref.core.repeat_kv]. The ``"sdpa"`` path passes ``enable_gqa=True``
+    (PyTorch 2.5 and later), so the kernel reads the G heads in place instead of copies repeated
+    out to H heads; with an older PyTorch, and on the ``"eager"`` path, k and v go through
+    [`repeat_kv()`][attnref.core.repeat_kv] first. The result is the same either way.
+
     Args:
         q: ``(B, H, L, D)``.
-        k: ``(B, H, S, D)``.
-        v: ``(B, H, S, Dv)``.
+        k: ``(B, H, S, D)``, or ``(B, G, S, D)`` with G dividing H.
+        v: ``(B, H, S, Dv)``, or ``(B, G, S, Dv)``, with k's heads.
         attn_mask: boolean mask (True = may attend) broadcastable to ``(B, H, L, S)``.
         is_causal: causal masking, aligned bottom-right.
         scale: score multiplier, default ``1 / sqrt(D)``.
@@ -302,9 +313,13 @@ def attend(
         ``(B, H, L, Dv)``.
     """
     _checks.check_choice("implementation", implementation, IMPLEMENTATIONS)
-    _checks.check_qkv(q, k, v)
+    _checks.check_qkv(q, k, v, grouped=True)
     if attn_mask is not None:
         _checks.check_bool_mask("attn_mask", attn_mask, (*q.shape[:-2], q.shape[-2], k.shape[-2]))
+    n_rep = q.shape[-3] // k.shape[-3] if q.dim() >= 3 else 1
+    if n_rep > 1 and (implementation == "eager" or not _SDPA_ENABLE_GQA):
+        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
+        n_rep = 1
     if implementation == "eager":
         return sdpa_reference(q, k, v, attn_mask, is_causal=is_causal, scale=scale, dropout_p=dropout_p)
     L, S = q.shape[-2], k.shape[-2]
@@ -313,6 +328,10 @@ def attend(
         causal_LS = causal_mask(L, S, device=q.device)
         attn_mask = causal_LS if attn_mask is None else attn_mask & causal_LS
         is_causal = False
+    if n_rep > 1:
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale, enable_gqa=True
+        )
     return F.scaled_dot_product_attention(
         q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale
     )
@@ -389,9 +408,15 @@ def apply_rope_half_split(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     _check_rope_inputs(x, cos, sin)
     acc = _compute_dtype(x.dtype)
     x_acc = x.to(acc)
-    cos_D = torch.cat((cos, cos), dim=-1).to(acc)
-    sin_D = torch.cat((sin, sin), dim=-1).to(acc)
-    return (x_acc * cos_D + rotate_half(x_acc) * sin_D).to(x.dtype)
+    cos, sin = cos.to(acc), sin.to(acc)
+    x1, x2 = x_acc.chunk(2, dim=-1)
+    # Three passes over x and two buffers of its size, against five and five for the formula as
+    # written. rotate_half(x) * [sin, sin] is [x2, x1] * [-sin, sin]; the sum is taken in the other
+    # order, which IEEE addition allows, so every element is rounded exactly as upstream rounds it.
+    out = torch.cat((x2, x1), dim=-1)
+    out *= torch.cat((-sin, sin), dim=-1)
+    out += x_acc * torch.cat((cos, cos), dim=-1)
+    return out.to(x.dtype)
 
 
 def apply_rope_adjacent(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -411,9 +436,17 @@ def apply_rope_adjacent(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """
     _check_rope_inputs(x, cos, sin)
     acc = _compute_dtype(x.dtype)
-    a, b = x.to(acc).unflatten(-1, (-1, 2)).unbind(-1)
+    pairs_P2 = x.to(acc).unflatten(-1, (-1, 2))
     cos, sin = cos.to(acc), sin.to(acc)
-    return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2).to(x.dtype)
+    a, b = pairs_P2.unbind(-1)
+    # (b, a) * (-sin, sin) + (a, b) * (cos, cos): three passes over x and two buffers of its size,
+    # against seven and four for the pairs taken apart and stacked back. The tables are stacked
+    # rather than broadcast along the pair axis, which keeps the products vectorised. Each
+    # element is a sum of the same two rounded products as (a cos - b sin, a sin + b cos).
+    out_P2 = torch.stack((b, a), dim=-1)
+    out_P2 *= torch.stack((-sin, sin), dim=-1)
+    out_P2 += pairs_P2 * torch.stack((cos, cos), dim=-1)
+    return out_P2.flatten(-2).to(x.dtype)
 
 
 def _check_rope_rows(w: Tensor, n_heads: int) -> int:
