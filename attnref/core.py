@@ -297,7 +297,12 @@ def attend(
     [`repeat_kv()`][attnref.core.repeat_kv]. The ``"sdpa"`` path passes ``enable_gqa=True``
     (PyTorch 2.5 and later), so the kernel reads the G heads in place instead of copies repeated
     out to H heads; with an older PyTorch, and on the ``"eager"`` path, k and v go through
-    [`repeat_kv()`][attnref.core.repeat_kv] first. The result is the same either way.
+    [`repeat_kv()`][attnref.core.repeat_kv] first. A single query per head (``L == 1``, a
+    decoding step; no dropout, a mask shared by all heads) is attended as ``H / G`` queries of
+    each key/value head instead, which reads every key once (transformers 5 does the same,
+    ``pack_gqa``). The function is the same on every path; the single-query packing changes the
+    kernel's summation blocks, so it agrees with the others to float rounding (about 1e-7 in
+    float32), the other paths bit for bit.
 
     Args:
         q: ``(B, H, L, D)``.
@@ -317,12 +322,24 @@ def attend(
     if attn_mask is not None:
         _checks.check_bool_mask("attn_mask", attn_mask, (*q.shape[:-2], q.shape[-2], k.shape[-2]))
     n_rep = q.shape[-3] // k.shape[-3] if q.dim() >= 3 else 1
+    L, S = q.shape[-2], k.shape[-2]
+    if n_rep > 1 and implementation == "sdpa" and L == 1 and dropout_p == 0.0 and (
+        attn_mask is None or attn_mask.dim() < 3 or attn_mask.shape[-3] == 1
+    ):
+        # One query per head (a decoding step): the n_rep query heads that share a key/value head
+        # become n_rep queries of it, a plain (B, G, n_rep, D) attention that reads each cached
+        # key once; enable_gqa reads it once per query head, about twice as slow on CPU. One
+        # query aligned bottom-right sees every key, so is_causal has nothing to mask.
+        B, H, _, D = q.shape
+        out_BGRD = F.scaled_dot_product_attention(
+            q.reshape(B, H // n_rep, n_rep, D), k, v, attn_mask=attn_mask, scale=scale
+        )
+        return out_BGRD.reshape(B, H, 1, v.shape[-1])
     if n_rep > 1 and (implementation == "eager" or not _SDPA_ENABLE_GQA):
         k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
         n_rep = 1
     if implementation == "eager":
         return sdpa_reference(q, k, v, attn_mask, is_causal=is_causal, scale=scale, dropout_p=dropout_p)
-    L, S = q.shape[-2], k.shape[-2]
     if is_causal and (attn_mask is not None or L != S):
         # PyTorch aligns is_causal top-left; spell the bottom-right mask out instead.
         causal_LS = causal_mask(L, S, device=q.device)

@@ -137,7 +137,7 @@ def test_attend_rejects_unknown_implementation():
 # -- attend: grouped-query attention ------------------------------------------------------------
 
 # (L, S, mask): prefill, a chunk after a cache, one decode step; no mask, a padding mask, per-head.
-GQA_CASES = [(5, 5, None), (3, 7, "padding"), (1, 9, None), (1, 9, "padding"), (4, 4, "per_head")]
+GQA_CASES = [(5, 5, None), (3, 7, "padding"), (1, 9, None), (1, 9, "padding"), (4, 4, "per_head"), (1, 6, "per_head")]
 
 
 def _gqa_inputs(L, S, mask_kind, H=6, G=2, dtype=torch.float32):
@@ -161,40 +161,46 @@ def test_attend_with_grouped_kv_equals_repeated_kv(implementation, L, S, mask_ki
     repeated = core.attend(q, core.repeat_kv(k, 3), core.repeat_kv(v, 3), mask, is_causal=True,
                            implementation=implementation)
     assert grouped.shape == (2, 6, L, 8)
-    # The same kernel on the same numbers: bit for bit, not merely close.
-    assert torch.equal(grouped, repeated)
+    if implementation == "sdpa" and L == 1:
+        # A decoding step is attended as 3 queries of each kv head: other summation blocks.
+        torch.testing.assert_close(grouped, repeated, rtol=0, atol=1e-6)
+    else:
+        # The same kernel on the same numbers: bit for bit, not merely close.
+        assert torch.equal(grouped, repeated)
 
 
 class _SpySDPA:
-    """Records what reaches F.scaled_dot_product_attention, then calls it."""
+    """Records the shapes that reach F.scaled_dot_product_attention, then calls it."""
 
     def __init__(self):
         self.real = F.scaled_dot_product_attention
         self.calls = []
 
     def __call__(self, q, k, v, **kwargs):
-        self.calls.append((tuple(k.shape), kwargs.get("enable_gqa", False)))
+        self.calls.append((tuple(q.shape), tuple(k.shape), kwargs.get("enable_gqa", False)))
         return self.real(q, k, v, **kwargs)
 
 
 @pytest.mark.parametrize("L,S,mask_kind", GQA_CASES)
-def test_attend_passes_enable_gqa_and_falls_back_to_repeat_kv(monkeypatch, L, S, mask_kind):
+def test_attend_passes_grouped_kv_without_copies_and_falls_back_to_repeat_kv(monkeypatch, L, S, mask_kind):
     q, k, v, mask = _gqa_inputs(L, S, mask_kind)
     spy = _SpySDPA()
     monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
     assert core._SDPA_ENABLE_GQA  # torch >= 2.5 is installed: the kernel takes the G heads as they are
+    packed = L == 1 and mask_kind != "per_head"
     with_gqa = core.attend(q, k, v, mask, is_causal=True)
-    assert spy.calls == [((2, 2, S, 8), True)]
-    # An older torch has no enable_gqa: attend repeats k and v out to H heads instead.
+    # A decoding step: 6 query heads become 3 queries of each of the 2 kv heads, no enable_gqa needed.
+    assert spy.calls == [((2, 2, 3, 8), (2, 2, S, 8), False) if packed else ((2, 6, L, 8), (2, 2, S, 8), True)]
+    # An older torch has no enable_gqa: attend repeats k and v out to H heads (packing needs no flag).
     monkeypatch.setattr(core, "_SDPA_ENABLE_GQA", False)
     fallback = core.attend(q, k, v, mask, is_causal=True)
-    assert spy.calls[1] == ((2, 6, S, 8), False)
+    assert spy.calls[1] == (spy.calls[0] if packed else ((2, 6, L, 8), (2, 6, S, 8), False))
     assert torch.equal(fallback, with_gqa)
-    # Equal heads never ask for enable_gqa.
+    # Equal heads never ask for enable_gqa nor pack.
     core.attend(q, core.repeat_kv(k, 3), core.repeat_kv(v, 3))
     monkeypatch.setattr(core, "_SDPA_ENABLE_GQA", True)
     core.attend(q, core.repeat_kv(k, 3), core.repeat_kv(v, 3))
-    assert [gqa for _, gqa in spy.calls[2:]] == [False, False]
+    assert spy.calls[2:] == [((2, 6, L, 8), (2, 6, S, 8), False)] * 2
 
 
 @pytest.mark.parametrize("implementation", core.IMPLEMENTATIONS)
