@@ -1,7 +1,13 @@
+import functools
+import http.server
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -30,3 +36,63 @@ def built_site(tmp_path_factory) -> Path:
     warnings = [line for line in log.splitlines() if line.startswith(("WARNING", "ERROR"))]
     assert not warnings, "\n".join(warnings)
     return site
+
+
+# ---- The built site in a real browser: Debian's chromium driven by playwright (no download). ----
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def url_path(lang: str, page: Path) -> str:
+    """URL path of a Markdown page of one language on the built site."""
+    rel = page.with_suffix("")
+    rel = rel.parent if rel.name == "index" else rel
+    prefix = "/" if lang == "zh" else "/en/"
+    return prefix + (f"{rel.as_posix()}/" if str(rel) != "." else "")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(built_site):
+    """The strict build served on localhost."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built_site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    handler.log_message = lambda *a: None
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no Chromium: install it with `sudo apt-get install -y chromium` "
+                    "(.ci/run does this) to run the browser tests")
+    import playwright.sync_api as playwright  # a test dependency (the test extra)
+
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh browser tab that records console errors and requests to other hosts."""
+    context = browser.new_context()
+    pg = context.new_page()
+    pg.errors, pg.foreign = [], []
+    pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    host = urlparse(server).netloc
+    pg.on("request", lambda r: urlparse(r.url).netloc not in (host, "") and
+          not r.url.startswith(("data:", "blob:")) and pg.foreign.append(r.url))
+    yield pg
+    context.close()

@@ -3,84 +3,24 @@ every page of both languages loads with no console error and no request to anoth
 formula is rendered by the bundled KaTeX, figures are drawn, the language switch lands on the
 counterpart page and search finds Chinese and English words."""
 
-import functools
-import urllib.parse
-import http.server
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
+import urllib.parse
 import urllib.request
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-from conftest import DOCS, LANGS, ROOT, pages
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-if not Path(CHROMIUM).exists():
-    pytest.skip("no Chromium: install it with `sudo apt-get install -y chromium` "
-                "(.ci/run does this) to run the browser tests", allow_module_level=True)
-import playwright.sync_api as playwright  # noqa: E402  (a test dependency: the test extra)
-
-
-def _url_path(lang: str, page: Path) -> str:
-    rel = page.with_suffix("")
-    rel = rel.parent if rel.name == "index" else rel
-    prefix = "/" if lang == "zh" else "/en/"
-    return prefix + (f"{rel.as_posix()}/" if str(rel) != "." else "")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(built_site):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built_site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", _free_port()), handler)
-    handler.log_message = lambda *a: None
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser, server):
-    context = browser.new_context()
-    pg = context.new_page()
-    pg.errors, pg.foreign = [], []
-    pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    host = urlparse(server).netloc
-    pg.on("request", lambda r: urlparse(r.url).netloc not in (host, "") and
-          not r.url.startswith(("data:", "blob:")) and pg.foreign.append(r.url))
-    yield pg
-    context.close()
-
+from conftest import DOCS, LANGS, ROOT, free_port, pages, url_path
 
 ALL = [(lang, p) for lang in LANGS for p in pages(lang)]
 
 
 @pytest.mark.parametrize("lang,md", ALL, ids=lambda x: str(x))
 def test_page_loads_offline_with_formulas_and_figures(page, server, lang, md):
-    page.goto(server + _url_path(lang, md), wait_until="networkidle")
+    page.goto(server + url_path(lang, md), wait_until="networkidle")
     assert page.title()
     assert page.errors == [], page.errors
     assert page.foreign == [], f"requests to other hosts: {page.foreign}"
@@ -104,10 +44,10 @@ def test_page_loads_offline_with_formulas_and_figures(page, server, lang, md):
 @pytest.mark.parametrize("lang,md", ALL, ids=lambda x: str(x))
 def test_language_switch_lands_on_the_counterpart(page, server, lang, md):
     other = "en" if lang == "zh" else "zh"
-    page.goto(server + _url_path(lang, md))
+    page.goto(server + url_path(lang, md))
     href = page.get_attribute(f'.md-select a[hreflang="{other}"]', "href")
     page.goto(urllib.parse.urljoin(page.url, href))
-    assert urlparse(page.url).path == _url_path(other, md)
+    assert urlparse(page.url).path == url_path(other, md)
     assert page.get_attribute("html", "lang").startswith(other)
 
 
@@ -124,7 +64,7 @@ def test_search_finds_results_in_both_languages(page, server, lang, query):
 
 def test_readme_serve_command_serves_the_site():
     """`make serve` ends in `mkdocs serve`; it must bring both languages up."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
     proc = subprocess.Popen([sys.executable, "-m", "mkdocs", "serve", "--no-livereload",
                              "-a", f"127.0.0.1:{port}"], cwd=ROOT, env=env,
@@ -145,3 +85,103 @@ def test_readme_serve_command_serves_the_site():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# ---- How the site reads: contrast in both schemes, figures, layout -------------------------------
+
+# WCAG relative luminance and contrast, and the effective background of an element: its own and its
+# ancestors' backgrounds composed from the page down (an element's colour is composed over that too).
+CONTRAST_JS = """
+([selector, limit]) => {
+  const parse = c => { const m = c.match(/[\\d.]+/g).map(Number); return [m[0], m[1], m[2], m.length > 3 ? m[3] : 1]; };
+  const over = (top, bottom) => [0, 1, 2].map(i => top[i] * top[3] + bottom[i] * (1 - top[3])).concat([1]);
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+                     return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const background = el => {
+    const chain = [];
+    for (let e = el; e; e = e.parentElement) chain.push(parse(getComputedStyle(e).backgroundColor));
+    return chain.reverse().reduce((acc, c) => over(c, acc), [255, 255, 255, 1]);
+  };
+  const out = [];
+  for (const el of document.querySelectorAll(selector)) {
+    const r = el.getBoundingClientRect();
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || r.width === 0 || r.height === 0 || getComputedStyle(el).visibility === "hidden") continue;
+    const bg = background(el);
+    const fg = over(parse(getComputedStyle(el).color), bg);
+    const l1 = lum(fg), l2 = lum(bg);
+    const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    if (ratio < limit) out.push(`${ratio.toFixed(2)} ${el.tagName.toLowerCase()}.${el.className} ` +
+                                `"${el.textContent.trim().slice(0, 30)}" fg=${getComputedStyle(el).color}`);
+  }
+  return out;
+}
+"""
+PRIMARY = [  # body text, headings, tables, lists, links in text, formulas, code text: 7:1
+    ".md-typeset p", ".md-typeset li", ".md-typeset td", ".md-typeset th", ".md-typeset h1",
+    ".md-typeset h2", ".md-typeset h3", ".md-typeset h4", ".md-typeset p a", ".md-typeset .katex *",
+    ".md-typeset p code", ".md-typeset li code", ".md-typeset pre code", ".md-typeset .highlight .n",
+    ".md-typeset .highlight .p", ".md-typeset .highlight .o",
+]
+SECONDARY = [  # comments, captions, navigation, labels and other secondary text: 4.5:1
+    ".md-typeset .highlight .c1", ".md-typeset .highlight .c", "figcaption", ".md-nav__link",
+    ".md-nav__title", ".md-header__topic", ".md-tabs__link", ".md-footer *", ".md-typeset .filename",
+    ".md-source-file", ".md-typeset .admonition-title", ".md-typeset details summary", ".md-copyright",
+    ".md-typeset .highlight span",
+]
+SCHEMES = {"vscode-light": "Light+", "vscode-dark": "Dark+"}
+CONTRAST_PAGES = ["index.md", "sdpa.md", "llama.md", "performance.md", "api/core.md"]
+
+
+def switch_scheme(page, scheme: str) -> None:
+    """Click the palette toggle, as a reader does, until the page shows `scheme`."""
+    for _ in range(len(SCHEMES)):
+        if page.get_attribute("body", "data-md-color-scheme") == scheme:
+            return
+        page.click("label.md-header__button[for^='__palette']:visible")
+        page.wait_for_timeout(150)
+    assert page.get_attribute("body", "data-md-color-scheme") == scheme
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_text_contrast_in_both_schemes(page, server, lang, scheme):
+    from pathlib import Path
+
+    failures = []
+    for md in CONTRAST_PAGES:
+        page.goto(server + url_path(lang, Path(md)), wait_until="networkidle")
+        switch_scheme(page, "vscode-dark")
+        switch_scheme(page, scheme)  # reached by clicking, from the other scheme
+        for selectors, limit in ((PRIMARY, 7.0), (SECONDARY, 4.5)):
+            for bad in page.evaluate(CONTRAST_JS, [", ".join(selectors), limit]):
+                failures.append(f"{md} ({limit}:1) {bad}")
+    unique = list(dict.fromkeys(failures))
+    assert not unique, f"{len(unique)} elements below contrast in {SCHEMES[scheme]}:\n" + "\n".join(unique[:40])
+
+
+# VS Code's default token colours (Light+, Dark+) and the Pygments classes that carry them.
+VSCODE_TOKENS = {
+    "keyword": ([".k", ".kd"], "#0000ff", "#569cd6"),
+    "control (import)": ([".kn"], "#af00db", "#c586c0"),
+    "string": ([".s1", ".s2", ".sd"], "#a31515", "#ce9178"),
+    "number": ([".mi", ".mf"], "#098658", "#b5cea8"),
+    "comment": ([".c1"], "#008000", "#6a9955"),
+    "function": ([".nf", ".nb"], "#795e26", "#dcdcaa"),
+    "class and module": ([".nc", ".nn"], "#267f99", "#4ec9b0"),
+    "variable": ([".n"], "#001080", "#9cdcfe"),
+}
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_syntax_colours_are_vscode_palettes(page, server, scheme):
+    page.goto(server + "/en/llama/", wait_until="networkidle")
+    switch_scheme(page, "vscode-dark" if scheme == "vscode-light" else "vscode-light")
+    switch_scheme(page, scheme)
+    for token, (classes, light, dark) in VSCODE_TOKENS.items():
+        want = light if scheme == "vscode-light" else dark
+        rgb = "rgb({}, {}, {})".format(*(int(want[i:i + 2], 16) for i in (1, 3, 5)))
+        selector = ", ".join(f".md-typeset .highlight {cls}" for cls in classes)
+        colours = page.eval_on_selector_all(selector, "els => [...new Set(els.map(e => getComputedStyle(e).color))]")
+        assert colours, f"no {token} token ({classes}) on the page to check"
+        assert colours == [rgb], f"{token} ({classes}) in {SCHEMES[scheme]}: expected {rgb}, got {colours}"
