@@ -192,6 +192,23 @@ def test_run_decode_can_skip_transformers_variants():
     assert data["targets"]["decode_speedup"][0]["holds"] is None
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_both_benchmarks_run_on_cuda(tmp_path):
+    forward = bench.main(["--device", "cuda", "--shape", "2,16,32,4", "--cases", "llama[gqa],transformers.llama[gqa]",
+                          "--seq-lens", "8,16", "--sweep-cases", "llama[gqa]", "--warmup", "0", "--repeats", "2",
+                          "--out", str(tmp_path), "--no-plot", "--no-progress"])
+    assert forward["environment"]["device"] == "cuda" and forward["environment"]["cuda"]
+    assert forward["config"]["dtypes"] == ["bfloat16", "float16"]
+    assert all(r["peak_memory_bytes"] >= 0 and r["time_s"]["min"] > 0 for r in forward["results"])
+    decode = bench.main(["--decode", "--device", "cuda", "--decode-shape", "1,32,4,2", "--cache-lens", "4,8",
+                         "--steps", "3", "--warmup", "0", "--repeats", "2", "--out", str(tmp_path), "--no-plot",
+                         "--no-progress"])
+    assert decode["config"]["dtype"] == "bfloat16"
+    assert {r["variant"] for r in decode["results"] if "tokens_per_s" in r} == set(bench.DECODE_VARIANTS)
+    assert all(r["max_abs_diff"] < 0.1 for r in decode["results"])  # bfloat16: 8 mantissa bits
+
+
 # -- timing ------------------------------------------------------------------------------------
 
 

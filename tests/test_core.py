@@ -216,6 +216,20 @@ def test_attend_grouped_kv_gradients_equal_repeated_kv(implementation):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype,atol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2), (torch.float16, 2e-3)])
+@pytest.mark.parametrize("L,S,mask_kind", GQA_CASES)
+def test_attend_with_grouped_kv_on_cuda(L, S, mask_kind, dtype, atol):
+    """CUDA's kernels (flash, memory-efficient, cuDNN) take grouped k/v too: same function as the copies."""
+    q, k, v, mask = (t if t is None else t.cuda() for t in _gqa_inputs(L, S, mask_kind))
+    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    grouped = core.attend(q, k, v, mask, is_causal=True)
+    repeated = core.attend(q, core.repeat_kv(k, 3), core.repeat_kv(v, 3), mask, is_causal=True)
+    assert grouped.device.type == "cuda" and grouped.dtype == dtype
+    torch.testing.assert_close(grouped, repeated, rtol=0, atol=atol)
+
+
 def test_attend_grouped_kv_errors_name_the_argument():
     q = rand(2, 6, 3, 8)
     with pytest.raises(ValueError, match=r"k: expected leading dims \(B, H\) = \(2, 6\) \(those of q\), or "

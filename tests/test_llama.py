@@ -182,6 +182,23 @@ def test_static_cache_errors_leave_it_unchanged(module):
         StaticKVCache(8.0)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype,atol", [(torch.float32, 1e-5), (torch.bfloat16, 0.0)])
+def test_static_cache_on_cuda(dtype, atol):
+    torch.manual_seed(13)
+    m = LlamaAttention(32, 4, 2).to("cuda", dtype).eval()
+    x = torch.randn(2, 9, 32, device="cuda", dtype=dtype)
+    cache = StaticKVCache(max_length=9)
+    with torch.no_grad():
+        growing, static = decode(m, x, KVCache()), decode(m, x, cache)
+    assert cache.key_BGSD.device.type == "cuda" and cache.key_BGSD.dtype == dtype
+    torch.testing.assert_close(static, growing, rtol=0, atol=atol)
+    cpu = torch.randn(2, 2, 1, 8, dtype=dtype)
+    with pytest.raises(ValueError, match=r"kv_cache: expected new keys on device cuda:0 \(where the cache is\), got cpu"):
+        cache.update(cpu, cpu)
+
+
 @pytest.mark.parametrize("kv_heads", [4, 2])
 def test_caches_match_transformers_dynamic_and_static_cache(kv_heads):
     """Prefill then decode with each cache, against transformers 5.25's LlamaAttention with
