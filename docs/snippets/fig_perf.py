@@ -92,7 +92,7 @@ def shape_sentence(run: dict, lang: str) -> str:
               en=f"batch B = {s['B']}, L = {s['L']:,} tokens, model dim E = {s['E']}, H = {s['H']} heads (head dim "
                  f"D = {s['D']}), and G = {s['G']} key/value heads in the GQA cases.",
               zh=f"批大小 B = {s['B']}，L = {s['L']:,} 个 token，模型维度 E = {s['E']}，H = {s['H']} 个头（头维度 "
-                 f"D = {s['D']}），GQA 用例取 G = {s['G']} 个键值头。")
+                 f"D = {s['D']}），GQA 用例取 G = {s['G']} 个键/值头。")
 
 
 def sweep_sentence(run: dict, lang: str) -> str:
