@@ -2,8 +2,10 @@
 
 For each cache length S, every *variant* starts from an empty cache, prefills S tokens in one
 forward, then decodes N tokens, one forward per token, each attending to everything cached so
-far. The N decode steps are timed together (CUDA synchronised after the last); tokens per second
-is ``B N / seconds``. The prefill is timed too and reported, but it is not what a cache changes.
+far. Every decode step is timed on its own (CUDA synchronised after it, as sampling the next token
+would) and a trial's step time is the median of its N steps, so a few steps slowed down by other
+work on the machine do not move it; tokens per second is ``B / step time``. The prefill is timed
+too and reported, but it is not what a cache changes.
 
 Variants (the transformers ones when transformers 5 or later is installed):
 
@@ -32,6 +34,7 @@ step allocates), and the bytes the cache holds at the end (a preallocated cache 
 from __future__ import annotations
 
 import inspect
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -65,10 +68,11 @@ RATIOS = (
 """Pairs ``(case, reference)`` whose tokens/s ratio is reported at every cache length."""
 
 TIMING = ("per trial: a fresh empty cache, a prefill of S tokens (timed on its own), then N decode "
-          "steps of one token each, timed together with time.perf_counter (CUDA synchronised after "
-          "the last step); torch.no_grad, eval mode; trials of all variants interleaved, order rotated "
-          "every round; tokens/s = B*N / seconds, 'best' from the fastest trial, 'median' from the "
-          "median one")
+          "steps of one token, each timed on its own with time.perf_counter (CUDA synchronised after every "
+          "step, as sampling the next token would); a trial's step time is the median of its N steps, which a "
+          "few interrupted steps do not move; torch.no_grad, eval mode; trials of all variants interleaved, "
+          "order rotated every round; tokens/s = B / step time, 'best' from the fastest trial, 'median' from "
+          "the median one")
 
 
 @dataclass(frozen=True)
@@ -195,8 +199,8 @@ def _runners(names: Sequence[str], shape: DecodeShape, positions: int, device: t
 
 def _trial(runner, prefill_BSE: Tensor, steps_BNE: Tensor, device: torch.device, last: dict, name: str,
            memory: bool = False):
-    """Prefill, then decode one token per step: ``(decode_s, prefill_s)``, or with ``memory`` the
-    peak bytes of the decode steps and the bytes the cache holds."""
+    """Prefill, then decode one token per step: ``(step_s, prefill_s)`` with ``step_s`` the median
+    step, or with ``memory`` the peak bytes of the decode steps and the bytes the cache holds."""
     S, N = prefill_BSE.shape[1], steps_BNE.shape[1]
     cache = runner.new_cache(S + N)
     with torch.no_grad():
@@ -205,19 +209,21 @@ def _trial(runner, prefill_BSE: Tensor, steps_BNE: Tensor, device: torch.device,
         timing.sync(device)
         prefill_s = time.perf_counter() - start
 
-        def decode() -> float:
-            start = time.perf_counter()
+        def decode() -> list[float]:
+            step_s = []
             for t in range(N):
+                start = time.perf_counter()
                 out_B1E = runner(steps_BNE[:, t : t + 1], cache, S + t)
-            timing.sync(device)
+                timing.sync(device)
+                step_s.append(time.perf_counter() - start)
             last[name] = out_B1E
-            return time.perf_counter() - start
+            return step_s
 
         if memory:
             peak = timing.peak_memory(decode, device)
             held = sum(t.untyped_storage().nbytes() for t in runner.held(cache))
             return peak, held
-        return decode(), prefill_s
+        return statistics.median(decode()), prefill_s
 
 
 def run_decode(
@@ -274,12 +280,11 @@ def run_decode(
                 results.append(row | {"skipped": got})
                 continue
             peak, held = _trial(runners[name], prefill_BSE, steps_BNE, device, last, name, memory=True)
-            decode_s = timing.spread([d for d, _ in got])
+            step_s = timing.spread([d for d, _ in got])
             results.append(row | {
-                "decode_s": decode_s,
+                "step_s": step_s,
                 "prefill_s": timing.spread([p for _, p in got]),
-                "tokens_per_s": {"best": shape.B * steps / decode_s["min"],
-                                 "median": shape.B * steps / decode_s["median"]},
+                "tokens_per_s": {"best": shape.B / step_s["min"], "median": shape.B / step_s["median"]},
                 "peak_memory_bytes": peak,
                 "cache_bytes": held,
                 "max_abs_diff": float((last[name].float() - last[reference].float()).abs().max()),
