@@ -160,9 +160,14 @@ def check_broadcastable(
             fail(name, expected, _fmt(x.shape), hint=hint)
 
 
-def check_qkv(q: object, k: object, v: object, names: tuple[str, str, str] = ("q", "k", "v")) -> tuple[int, int]:
+def check_qkv(
+    q: object, k: object, v: object, names: tuple[str, str, str] = ("q", "k", "v"), grouped: bool = False
+) -> tuple[int, int]:
     """Queries ``(..., L, D)``, keys ``(..., S, D)`` and values ``(..., S, Dv)`` of one dtype,
-    with the same leading dims; returns ``(L, S)``. ``names`` are the caller's argument names."""
+    with the same leading dims; returns ``(L, S)``. ``names`` are the caller's argument names.
+
+    With ``grouped``, k and v may also be ``(B, G, S, D)`` for ``(B, H, L, D)`` queries, G dividing
+    H (grouped-query attention)."""
     nq, nk, nv = names
     for name, x in zip(names, (q, k, v)):
         check_floating(name, x)
@@ -172,8 +177,18 @@ def check_qkv(q: object, k: object, v: object, names: tuple[str, str, str] = ("q
     check_same_dtype(nv, v, nq, q)
     lead = tuple(q.shape[:-2])
     for name, x in ((nk, k), (nv, v)):
-        if tuple(x.shape[:-2]) != lead:
+        if tuple(x.shape[:-2]) == lead:
+            continue
+        if not grouped:
             fail(name, f"leading dims {lead} (those of {nq}; use repeat_kv for GQA)", tuple(x.shape))
+        if q.dim() != 4:
+            fail(name, f"leading dims {lead} (those of {nq})", tuple(x.shape))
+        B, H = lead
+        if x.dim() != 4 or x.shape[0] != B or x.shape[1] == 0 or H % x.shape[1] != 0:
+            fail(name, f"leading dims (B, H) = {lead} (those of {nq}), or (B, G) = ({B}, G) with G dividing "
+                       f"H={H} (grouped-query attention)", tuple(x.shape))
+    if tuple(v.shape[:-2]) != tuple(k.shape[:-2]):
+        fail(nv, f"leading dims {tuple(k.shape[:-2])} (those of {nk})", tuple(v.shape))
     if k.shape[-1] != q.shape[-1]:
         fail(nk, f"head dim {q.shape[-1]} (that of {nq})", k.shape[-1])
     if v.shape[-2] != k.shape[-2]:

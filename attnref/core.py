@@ -74,6 +74,10 @@ IMPLEMENTATIONS = ("sdpa", "eager")
 return weights)."""
 
 
+# F.scaled_dot_product_attention takes enable_gqa from PyTorch 2.5 on; checked once, here.
+_SDPA_ENABLE_GQA = torch.__version__ >= "2.5"
+
+
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     # float16/bfloat16 inputs are promoted to float32 for the softmax and the RoPE rotation;
     # float64 stays float64 so the reference is exact enough to test against.
@@ -472,10 +476,22 @@ def attend(
     the same function, including bottom-right causal alignment when ``S > L`` (which PyTorch's own
     ``is_causal`` does not do) and zeros for fully masked rows.
 
+    **Grouped-query attention.** k and v may have G heads for H query heads (G dividing H):
+    query head ``h`` reads key/value head ``h // (H / G)``, as after
+    [`repeat_kv()`][attnref.core.repeat_kv]. The ``"sdpa"`` path passes ``enable_gqa=True``
+    (PyTorch 2.5 and later), so the kernel reads the G heads in place instead of copies repeated
+    out to H heads; with an older PyTorch, and on the ``"eager"`` path, k and v go through
+    [`repeat_kv()`][attnref.core.repeat_kv] first. A single query per head (``L == 1``, a
+    decoding step; no dropout, a mask shared by all heads) is attended as ``H / G`` queries of
+    each key/value head instead, which reads every key once (transformers 5 does the same,
+    ``pack_gqa``). The function is the same on every path; the single-query packing changes the
+    kernel's summation blocks, so it agrees with the others to float rounding (about 1e-7 in
+    float32), the other paths bit for bit.
+
     Args:
         q: ``(B, H, L, D)``.
-        k: ``(B, H, S, D)``.
-        v: ``(B, H, S, Dv)``.
+        k: ``(B, H, S, D)``, or ``(B, G, S, D)`` with G dividing H.
+        v: ``(B, H, S, Dv)``, or ``(B, G, S, Dv)``, with k's heads.
         attn_mask: boolean mask (True = may attend) broadcastable to ``(B, H, L, S)``.
         is_causal: causal masking, aligned bottom-right.
         scale: score multiplier, default ``1 / sqrt(D)``.
@@ -486,20 +502,40 @@ def attend(
         ``(B, H, L, Dv)``.
     """
     _checks.check_choice("implementation", implementation, IMPLEMENTATIONS)
-    _checks.check_qkv(q, k, v)
+    _checks.check_qkv(q, k, v, grouped=True)
     if attn_mask is not None:
         _checks.check_bool_mask("attn_mask", attn_mask, (*q.shape[:-2], q.shape[-2], k.shape[-2]))
-    if implementation == "eager":
-        return sdpa_reference(q, k, v, attn_mask, is_causal=is_causal, scale=scale, dropout_p=dropout_p)
+    n_rep = q.shape[-3] // k.shape[-3] if q.dim() >= 3 else 1
     L, S = q.shape[-2], k.shape[-2]
     if attn_mask is not None and attn_mask.dim() < 2:
         # PyTorch's kernel reads the mask's last two dims: give an (S,) key mask its query axis.
         attn_mask = attn_mask.expand(L, S)
+    if n_rep > 1 and implementation == "sdpa" and L == 1 and dropout_p == 0.0 and (
+        attn_mask is None or attn_mask.dim() < 3 or attn_mask.shape[-3] == 1
+    ):
+        # One query per head (a decoding step): the n_rep query heads that share a key/value head
+        # become n_rep queries of it, a plain (B, G, n_rep, D) attention that reads each cached
+        # key once; enable_gqa reads it once per query head, about twice as slow on CPU. One
+        # query aligned bottom-right sees every key, so is_causal has nothing to mask.
+        B, H, _, D = q.shape
+        out_BGRD = F.scaled_dot_product_attention(
+            q.reshape(B, H // n_rep, n_rep, D), k, v, attn_mask=attn_mask, scale=scale
+        )
+        return out_BGRD.reshape(B, H, 1, v.shape[-1])
+    if n_rep > 1 and (implementation == "eager" or not _SDPA_ENABLE_GQA):
+        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
+        n_rep = 1
+    if implementation == "eager":
+        return sdpa_reference(q, k, v, attn_mask, is_causal=is_causal, scale=scale, dropout_p=dropout_p)
     if is_causal and (attn_mask is not None or L != S):
         # PyTorch aligns is_causal top-left; spell the bottom-right mask out instead.
         causal_LS = causal_mask(L, S, device=q.device)
         attn_mask = causal_LS if attn_mask is None else attn_mask & causal_LS
         is_causal = False
+    if n_rep > 1:
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale, enable_gqa=True
+        )
     return F.scaled_dot_product_attention(
         q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale
     )
@@ -746,9 +782,17 @@ def apply_rope_half_split(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     _check_rope_inputs(x, cos, sin)
     acc = _compute_dtype(x.dtype)
     x_acc = x.to(acc)
-    cos_D = torch.cat((cos, cos), dim=-1).to(acc)
-    sin_D = torch.cat((sin, sin), dim=-1).to(acc)
-    return (x_acc * cos_D + rotate_half(x_acc) * sin_D).to(x.dtype)
+    cos, sin = cos.to(acc), sin.to(acc)
+    x1, x2 = x_acc.chunk(2, dim=-1)
+    # rotate_half(x) * [sin, sin] is (-x2 * sin, x1 * sin): correct the halves of x * [cos, cos] in
+    # place. Two tensors of x's size allocated (the output, two half-size products) and seven read
+    # or written, against 4.5 and ten for the formula as written. Each element is the same two
+    # rounded products summed once (a + (-b) == a - b in IEEE): upstream's float32 bit for bit.
+    half = x.shape[-1] // 2
+    out = x_acc * torch.cat((cos, cos), dim=-1)
+    out[..., :half] -= x2 * sin
+    out[..., half:] += x1 * sin
+    return out.to(x.dtype)
 
 
 def apply_rope_adjacent(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -768,9 +812,15 @@ def apply_rope_adjacent(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """
     _check_rope_inputs(x, cos, sin)
     acc = _compute_dtype(x.dtype)
-    a, b = x.to(acc).unflatten(-1, (-1, 2)).unbind(-1)
+    pairs_P2 = x.to(acc).unflatten(-1, (-1, 2))
     cos, sin = cos.to(acc), sin.to(acc)
-    return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2).to(x.dtype)
+    a, b = pairs_P2.unbind(-1)
+    # As in apply_rope_half_split: (a cos, b cos), then -b sin and +a sin added in place. Two
+    # tensors of x's size allocated against four, and the same roundings as the formula.
+    out_P2 = pairs_P2 * torch.stack((cos, cos), dim=-1)
+    out_P2[..., 0] -= b * sin
+    out_P2[..., 1] += a * sin
+    return out_P2.flatten(-2).to(x.dtype)
 
 
 def _check_rope_rows(w: Tensor, n_heads: int) -> int:

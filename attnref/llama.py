@@ -4,7 +4,8 @@
 ``src/transformers/models/llama/modeling_llama.py`` (huggingface/transformers, release 5.25.0): separate
 ``q_proj``/``k_proj``/``v_proj``/``o_proj`` projections, half-split rotary embeddings
 (``rotate_half``) with float32 angles, grouped-query attention (G key/value heads shared by H query
-heads), a causal mask, and a key/value cache ([`KVCache`][attnref.llama.KVCache]). Its ``state_dict`` is
+heads), a causal mask, and a key/value cache ([`KVCache`][attnref.llama.KVCache], or the preallocated
+[`StaticKVCache`][attnref.llama.StaticKVCache]). Its ``state_dict`` is
 the same as transformers' module, so weights load strictly in both directions.
 
 [`SimpleLlamaAttention`][attnref.llama.SimpleLlamaAttention] is the block a blog note presents as
@@ -26,7 +27,7 @@ from torch import Tensor, nn
 
 from attnref import _checks, core
 
-__all__ = ["KVCache", "LlamaAttention", "SimpleLlamaAttention"]
+__all__ = ["KVCache", "StaticKVCache", "LlamaAttention", "SimpleLlamaAttention"]
 
 
 class KVCache:
@@ -38,6 +39,9 @@ class KVCache:
     appends its new keys and values along the sequence axis. Keys are stored after the rotary
     embedding, so cached tokens are never rotated again. Keys and values keep the G key/value heads
     (not the H query heads), which is the memory saving of grouped-query attention.
+
+    Each append concatenates, so a decoding step copies the whole cache;
+    [`StaticKVCache`][attnref.llama.StaticKVCache] is preallocated and writes in place instead.
 
     Attributes:
         key_BGSD: ``(B, G, S, D)`` cached keys, or ``None`` while empty.
@@ -54,7 +58,7 @@ class KVCache:
 
     def __repr__(self) -> str:
         held = "empty" if self.key_BGSD is None else f"key_BGSD {tuple(self.key_BGSD.shape)}"
-        return f"KVCache({held})"
+        return f"{type(self).__name__}({held})"
 
     def check(self, key_BGLD: Tensor, value_BGLD: Tensor) -> None:
         """Raise unless ``key_BGLD``/``value_BGLD`` can be appended to what the cache holds.
@@ -65,11 +69,13 @@ class KVCache:
 
         Raises:
             TypeError: a non-tensor, or a dtype different from the cached one.
-            ValueError: a batch size, head count or head dim different from the cached one.
+            ValueError: a batch size, head count, head dim or device different from the cached one.
         """
         sizes = _checks.check_shape("key_BGLD", key_BGLD, "B G L D")
         _checks.check_shape("value_BGLD", value_BGLD, "B G L D", **sizes)
         _checks.check_same_dtype("value_BGLD", value_BGLD, "key_BGLD", key_BGLD)
+        if value_BGLD.device != key_BGLD.device:
+            _checks.fail("value_BGLD", f"device {key_BGLD.device} (the device of key_BGLD)", value_BGLD.device)
         if self.key_BGSD is None:
             return
         B, G, _, D = self.key_BGSD.shape
@@ -82,12 +88,14 @@ class KVCache:
         if key_BGLD.dtype != self.key_BGSD.dtype:
             _checks.fail("kv_cache", f"new keys of dtype {self.key_BGSD.dtype} (what the cache holds)",
                          key_BGLD.dtype, TypeError)
+        if key_BGLD.device != self.key_BGSD.device:
+            _checks.fail("kv_cache", f"new keys on device {self.key_BGSD.device} (where the cache is)",
+                         key_BGLD.device)
 
     def update(self, key_BGLD: Tensor, value_BGLD: Tensor) -> tuple[Tensor, Tensor]:
         """Append new keys and values and return everything cached so far.
 
-        Like ``DynamicCache``, it concatenates (one copy of the cache per call); a preallocated
-        cache would avoid the copy but is not what the mirrored code does.
+        Like ``DynamicCache``, it concatenates: one copy of the cache per call.
 
         Args:
             key_BGLD: ``(B, G, L, D)`` post-RoPE keys of the new tokens.
@@ -105,6 +113,87 @@ class KVCache:
         return self.key_BGSD, self.value_BGSD
 
 
+class StaticKVCache(KVCache):
+    """A [`KVCache`][attnref.llama.KVCache] preallocated for ``max_length`` tokens and written in place.
+
+    The counterpart of one layer of transformers' ``StaticCache`` (its ``StaticLayer``). The first
+    update allocates one ``(B, G, M, D)`` buffer for keys and one for values, ``M = max_length``,
+    in the dtype and on the device of the keys it is given; every update copies the new tokens into
+    the next free positions. A decoding step therefore writes one token's keys and values instead
+    of copying the whole cache, and the cache's memory is allocated once, up front.
+
+    ``key_BGSD`` and ``value_BGSD`` are views of the filled positions ``0 .. S - 1``, so a forward
+    attends to exactly the tokens seen so far and gives the same result as with a growing
+    [`KVCache`][attnref.llama.KVCache]. transformers' ``StaticCache`` returns the whole buffer instead
+    and relies on the attention mask to hide the empty positions.
+
+    The first update fixes the batch size, the heads, the head dim, the dtype and the device; an
+    update that changes one of them, or that would hold more than ``max_length`` tokens, raises
+    and leaves the cache as it was.
+
+    Args:
+        max_length: the most tokens the cache holds, prompt and generated together
+            (transformers' ``max_cache_len``).
+
+    Attributes:
+        max_length: the capacity M.
+        key_BGSD: ``(B, G, S, D)`` view of the cached keys, or ``None`` while empty.
+        value_BGSD: ``(B, G, S, D)`` view of the cached values, or ``None`` while empty.
+    """
+
+    def __init__(self, max_length: int) -> None:
+        super().__init__()
+        self.max_length = _checks.check_positive_int("max_length", max_length)
+        self._key_BGMD: Tensor | None = None
+        self._value_BGMD: Tensor | None = None
+
+    def __repr__(self) -> str:
+        if self._key_BGMD is None:
+            return f"StaticKVCache(empty, max_length={self.max_length})"
+        return f"StaticKVCache({len(self)} of {self.max_length} tokens, buffers {tuple(self._key_BGMD.shape)})"
+
+    def check(self, key_BGLD: Tensor, value_BGLD: Tensor) -> None:
+        """Raise unless ``key_BGLD``/``value_BGLD`` can be written after what the cache holds.
+
+        Args:
+            key_BGLD: ``(B, G, L, D)`` new keys.
+            value_BGLD: ``(B, G, L, D)`` new values.
+
+        Raises:
+            TypeError: a non-tensor, or a dtype different from the cached one.
+            ValueError: a batch size, head count, head dim or device different from the cached one,
+                or more tokens than ``max_length`` in all.
+        """
+        super().check(key_BGLD, value_BGLD)
+        S, L = len(self), key_BGLD.shape[2]
+        if S + L > self.max_length:
+            _checks.fail("kv_cache", f"at most max_length={self.max_length} tokens in all",
+                         f"{S} cached + {L} new = {S + L}")
+
+    def update(self, key_BGLD: Tensor, value_BGLD: Tensor) -> tuple[Tensor, Tensor]:
+        """Write new keys and values after the cached ones and return views of everything cached.
+
+        Args:
+            key_BGLD: ``(B, G, L, D)`` post-RoPE keys of the new tokens.
+            value_BGLD: ``(B, G, L, D)`` values of the new tokens.
+
+        Returns:
+            ``(key_BGSD, value_BGSD)``, each a ``(B, G, S, D)`` view of the buffers with
+            ``S = len(self)`` after the update. A later update writes into the same buffers.
+        """
+        self.check(key_BGLD, value_BGLD)
+        if self._key_BGMD is None:
+            B, G, _, D = key_BGLD.shape
+            self._key_BGMD = key_BGLD.new_empty(B, G, self.max_length, D)
+            self._value_BGMD = value_BGLD.new_empty(B, G, self.max_length, D)
+        S, L = len(self), key_BGLD.shape[2]
+        self._key_BGMD[:, :, S : S + L] = key_BGLD
+        self._value_BGMD[:, :, S : S + L] = value_BGLD
+        self.key_BGSD = self._key_BGMD[:, :, : S + L]
+        self.value_BGSD = self._value_BGMD[:, :, : S + L]
+        return self.key_BGSD, self.value_BGSD
+
+
 class LlamaAttention(nn.Module):
     """LLaMA self-attention: rotary embeddings, grouped-query heads, causal mask, key/value cache.
 
@@ -115,10 +204,12 @@ class LlamaAttention(nn.Module):
       no position embedding added to the input. The frequencies follow ``rope_parameters``, the
       RoPE scaling of a checkpoint's config ([`attnref.core.rope_inv_freq()`][attnref.core.rope_inv_freq]).
     - **Grouped-query attention**: ``num_kv_heads`` (G) key/value heads, each shared by
-      ``num_heads // num_kv_heads`` query heads ([`attnref.core.repeat_kv()`][attnref.core.repeat_kv]). G
-      == H is MHA, G == 1 is multi-query attention.
-    - **Causal** always, aligned bottom-right when a [`KVCache`][attnref.llama.KVCache] makes S > L;
-      with ``sliding_window``, each query sees only the last ``sliding_window`` keys (Mistral's rule,
+      ``num_heads // num_kv_heads`` query heads, as transformers' ``repeat_kv`` arranges them;
+      [`attnref.core.attend()`][attnref.core.attend] shares them without copying. G == H is MHA,
+      G == 1 is multi-query attention.
+    - **Causal** always, aligned bottom-right when a [`KVCache`][attnref.llama.KVCache] (or a
+      [`StaticKVCache`][attnref.llama.StaticKVCache]) makes S > L; with ``sliding_window``, each
+      query sees only the last ``sliding_window`` keys (Mistral's rule,
       [`attnref.core.sliding_window_mask()`][attnref.core.sliding_window_mask]).
     - **No biases** by default (``bias=False``, transformers' ``config.attention_bias``); Qwen2's
       layout is q/k/v biases without an ``o_proj`` bias. ``head_dim`` may differ from
@@ -357,8 +448,9 @@ class LlamaAttention(nn.Module):
                 padding mask comes from [`attnref.core.padding_mask()`][attnref.core.padding_mask];
                 an additive float mask (transformers' form) must first go through
                 [`attnref.core.additive_to_bool()`][attnref.core.additive_to_bool].
-            kv_cache: a [`KVCache`][attnref.llama.KVCache] to read past keys/values from and append this
-                call's to.
+            kv_cache: a [`KVCache`][attnref.llama.KVCache] or
+                [`StaticKVCache`][attnref.llama.StaticKVCache] to read past keys/values from and add
+                this call's to.
             position_embeddings: ``(cos, sin)`` as transformers' ``LlamaRotaryEmbedding`` returns
                 them, each ``(B, L, D)`` or ``(1, L, D)`` holding the D/2 values of the pairs twice
                 (attention scaling included), to share one RoPE computation between layers. Used
@@ -373,7 +465,8 @@ class LlamaAttention(nn.Module):
         _checks.check_same_dtype("x", x, "q_proj.weight", self.q_proj.weight)
         B, L = sizes["B"], sizes["L"]
         if kv_cache is not None and not isinstance(kv_cache, KVCache):
-            _checks.fail("kv_cache", "an attnref.llama.KVCache or None", type(kv_cache).__name__, TypeError)
+            _checks.fail("kv_cache", "an attnref.llama.KVCache or StaticKVCache, or None", type(kv_cache).__name__,
+                         TypeError)
         past = 0 if kv_cache is None else len(kv_cache)
         if position_ids is not None:
             self._check_position_ids(position_ids, B, L)
@@ -396,9 +489,8 @@ class LlamaAttention(nn.Module):
             k_BGSD, v_BGSD = kv_cache.update(k_BGLD, v_BGLD)
         else:
             k_BGSD, v_BGSD = k_BGLD, v_BGLD
-        k_BHSD = core.repeat_kv(k_BGSD, self.num_key_value_groups)
-        v_BHSD = core.repeat_kv(v_BGSD, self.num_key_value_groups)
 
+        # G key/value heads go to the kernel as they are: attend shares each among its query heads.
         # One query aligned bottom-right sees every key: skip the (1, S) causal mask a decode step
         # would otherwise build (transformers too sets is_causal only for L > 1, and only when no
         # mask was built).
@@ -411,7 +503,7 @@ class LlamaAttention(nn.Module):
             is_causal = False
 
         out_BHLD = core.attend(
-            q_BHLD, k_BHSD, v_BHSD, attention_mask,
+            q_BHLD, k_BGSD, v_BGSD, attention_mask,
             is_causal=is_causal,
             scale=self.scaling,
             dropout_p=self.dropout if self.training else 0.0,

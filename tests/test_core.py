@@ -172,6 +172,116 @@ def test_attend_rejects_unknown_implementation():
         core.attend(q, q, q, implementation="flash")
 
 
+# -- attend: grouped-query attention ------------------------------------------------------------
+
+# (L, S, mask): prefill, a chunk after a cache, one decode step; no mask, a padding mask, per-head.
+GQA_CASES = [(5, 5, None), (3, 7, "padding"), (1, 9, None), (1, 9, "padding"), (4, 4, "per_head"), (1, 6, "per_head")]
+
+
+def _gqa_inputs(L, S, mask_kind, H=6, G=2, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(L * 31 + S)
+    q = torch.randn(2, H, L, 8, generator=gen, dtype=dtype)
+    k, v = (torch.randn(2, G, S, 8, generator=gen, dtype=dtype) for _ in range(2))
+    mask = None
+    if mask_kind == "padding":
+        mask = core.padding_mask(torch.tensor([S, S - 2]), S)
+    elif mask_kind == "per_head":
+        mask = torch.rand(1, H, L, S, generator=gen) > 0.3
+        mask[..., -1] = True
+    return q, k, v, mask
+
+
+@pytest.mark.parametrize("implementation", core.IMPLEMENTATIONS)
+@pytest.mark.parametrize("L,S,mask_kind", GQA_CASES)
+def test_attend_with_grouped_kv_equals_repeated_kv(implementation, L, S, mask_kind):
+    q, k, v, mask = _gqa_inputs(L, S, mask_kind)
+    grouped = core.attend(q, k, v, mask, is_causal=True, implementation=implementation)
+    repeated = core.attend(q, core.repeat_kv(k, 3), core.repeat_kv(v, 3), mask, is_causal=True,
+                           implementation=implementation)
+    assert grouped.shape == (2, 6, L, 8)
+    if implementation == "sdpa" and L == 1:
+        # A decoding step is attended as 3 queries of each kv head: other summation blocks.
+        torch.testing.assert_close(grouped, repeated, rtol=0, atol=1e-6)
+    else:
+        # The same kernel on the same numbers: bit for bit, not merely close.
+        assert torch.equal(grouped, repeated)
+
+
+class _SpySDPA:
+    """Records the shapes that reach F.scaled_dot_product_attention, then calls it."""
+
+    def __init__(self):
+        self.real = F.scaled_dot_product_attention
+        self.calls = []
+
+    def __call__(self, q, k, v, **kwargs):
+        self.calls.append((tuple(q.shape), tuple(k.shape), kwargs.get("enable_gqa", False)))
+        return self.real(q, k, v, **kwargs)
+
+
+@pytest.mark.parametrize("L,S,mask_kind", GQA_CASES)
+def test_attend_passes_grouped_kv_without_copies_and_falls_back_to_repeat_kv(monkeypatch, L, S, mask_kind):
+    q, k, v, mask = _gqa_inputs(L, S, mask_kind)
+    spy = _SpySDPA()
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    assert core._SDPA_ENABLE_GQA  # torch >= 2.5 is installed: the kernel takes the G heads as they are
+    packed = L == 1 and mask_kind != "per_head"
+    with_gqa = core.attend(q, k, v, mask, is_causal=True)
+    # A decoding step: 6 query heads become 3 queries of each of the 2 kv heads, no enable_gqa needed.
+    assert spy.calls == [((2, 2, 3, 8), (2, 2, S, 8), False) if packed else ((2, 6, L, 8), (2, 2, S, 8), True)]
+    # An older torch has no enable_gqa: attend repeats k and v out to H heads (packing needs no flag).
+    monkeypatch.setattr(core, "_SDPA_ENABLE_GQA", False)
+    fallback = core.attend(q, k, v, mask, is_causal=True)
+    assert spy.calls[1] == (spy.calls[0] if packed else ((2, 6, L, 8), (2, 6, S, 8), False))
+    assert torch.equal(fallback, with_gqa)
+    # Equal heads never ask for enable_gqa nor pack.
+    core.attend(q, core.repeat_kv(k, 3), core.repeat_kv(v, 3))
+    monkeypatch.setattr(core, "_SDPA_ENABLE_GQA", True)
+    core.attend(q, core.repeat_kv(k, 3), core.repeat_kv(v, 3))
+    assert spy.calls[2:] == [((2, 6, L, 8), (2, 6, S, 8), False)] * 2
+
+
+@pytest.mark.parametrize("implementation", core.IMPLEMENTATIONS)
+def test_attend_grouped_kv_gradients_equal_repeated_kv(implementation):
+    q, k, v, _ = _gqa_inputs(3, 5, None, dtype=torch.float64)
+    for t in (q, k, v):
+        t.requires_grad_()
+    grads = torch.autograd.grad(core.attend(q, k, v, is_causal=True, implementation=implementation).sum(), (q, k, v))
+    k_rep, v_rep = core.repeat_kv(k, 3), core.repeat_kv(v, 3)
+    expected = torch.autograd.grad(core.attend(q, k_rep, v_rep, is_causal=True, implementation=implementation).sum(),
+                                   (q, k, v))
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype,atol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2), (torch.float16, 2e-3)])
+@pytest.mark.parametrize("L,S,mask_kind", GQA_CASES)
+def test_attend_with_grouped_kv_on_cuda(L, S, mask_kind, dtype, atol):
+    """CUDA's kernels (flash, memory-efficient, cuDNN) take grouped k/v too: same function as the copies."""
+    q, k, v, mask = (t if t is None else t.cuda() for t in _gqa_inputs(L, S, mask_kind))
+    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    grouped = core.attend(q, k, v, mask, is_causal=True)
+    repeated = core.attend(q, core.repeat_kv(k, 3), core.repeat_kv(v, 3), mask, is_causal=True)
+    assert grouped.device.type == "cuda" and grouped.dtype == dtype
+    torch.testing.assert_close(grouped, repeated, rtol=0, atol=atol)
+
+
+def test_attend_grouped_kv_errors_name_the_argument():
+    q = rand(2, 6, 3, 8)
+    with pytest.raises(ValueError, match=r"k: expected leading dims \(B, H\) = \(2, 6\) \(those of q\), or "
+                                         r"\(B, G\) = \(2, G\) with G dividing H=6 .*got \(2, 4, 5, 8\)"):
+        core.attend(q, rand(2, 4, 5, 8), rand(2, 4, 5, 8))
+    with pytest.raises(ValueError, match=r"v: expected leading dims \(2, 2\) \(those of k\), got \(2, 3, 5, 8\)"):
+        core.attend(q, rand(2, 2, 5, 8), rand(2, 3, 5, 8))
+    with pytest.raises(ValueError, match=r"k: expected leading dims \(B, H\) = \(2, 6\).*got \(1, 2, 5, 8\)"):
+        core.attend(q, rand(1, 2, 5, 8), rand(1, 2, 5, 8))
+    # sdpa_reference stays the plain reference: one k/v head per query head.
+    with pytest.raises(ValueError, match=r"k: expected leading dims \(2, 6\) \(those of q; use repeat_kv for GQA\)"):
+        core.sdpa_reference(q, rand(2, 2, 5, 8), rand(2, 2, 5, 8))
+
+
 # -- masks ------------------------------------------------------------------------------------
 
 
@@ -483,6 +593,41 @@ def test_rope_scores_depend_only_on_relative_position():
 
     assert math.isclose(score(3, 1), score(10, 8), rel_tol=1e-12)
     assert not math.isclose(score(3, 1), score(3, 2), rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("cos_shape", [(5, 16), (2, 1, 5, 16)])
+def test_rope_is_bit_identical_to_upstream_in_float32(cos_shape):
+    """The rewritten rotations round every element as the formulas upstream writes do."""
+    from esm.layers.rotary import apply_rotary_emb_torch
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    gen = torch.Generator().manual_seed(3)
+    q, k = torch.randn(2, 3, 5, 32, generator=gen), torch.randn(2, 3, 5, 32, generator=gen)
+    angles = torch.rand(cos_shape, generator=gen) * 100
+    cos, sin = angles.cos(), angles.sin()
+    # transformers (5.25, models/llama/modeling_llama.py): (B, L, D) tables of the full head dim.
+    cos_BLD = torch.cat((cos, cos), -1).reshape(-1, 5, 32)
+    sin_BLD = torch.cat((sin, sin), -1).reshape(-1, 5, 32)
+    hf_q, hf_k = apply_rotary_pos_emb(q, k, cos_BLD, sin_BLD)
+    assert torch.equal(core.apply_rope_half_split(q, cos, sin), hf_q)
+    assert torch.equal(core.apply_rope_half_split(k, cos, sin), hf_k)
+    if len(cos_shape) == 2:
+        # ESM (esm 3.2.1.post1, esm/layers/rotary.py): (L, D/2) tables, x in (B, L, H, D).
+        x_BLHD = q.transpose(1, 2)
+        esm_out = apply_rotary_emb_torch(x_BLHD, cos, sin)
+        assert torch.equal(core.apply_rope_half_split(x_BLHD, cos[:, None], sin[:, None]), esm_out)
+    # Adjacent pairs: (a cos - b sin, a sin + b cos), the products rounded, then the sums.
+    a, b = q[..., 0::2], q[..., 1::2]
+    closed = torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2)
+    assert torch.equal(core.apply_rope_adjacent(q, cos, sin), closed)
+
+
+def test_rope_gradients_reach_x_cos_and_sin():
+    x = rand(2, 3, 4, 6).requires_grad_()
+    angles = rand(4, 3)
+    cos, sin = angles.cos().requires_grad_(), angles.sin().requires_grad_()
+    for rope in (core.apply_rope_half_split, core.apply_rope_adjacent):
+        assert torch.autograd.gradcheck(rope, (x, cos, sin))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

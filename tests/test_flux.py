@@ -86,6 +86,17 @@ def test_apply_rope_applies_general_matrices_as_upstream():
     torch.testing.assert_close(out, expected.flatten(-2))
 
 
+def test_apply_rope_rounds_as_upstream_in_float32():
+    """Bit for bit the sum upstream writes (src/flux/math.py, apply_rope), for any 2x2 matrices:
+    column 0 times x0 plus column 1 times x1, each product rounded, then the sum."""
+    matrices = rand(B, 1, L, D // 2, 2, 2, dtype=torch.float32, seed=4)
+    q, k = rand(B, H, L, D, dtype=torch.float32, seed=5), rand(B, H, L, D, dtype=torch.float32, seed=6)
+    for x, x_rot in zip((q, k), apply_rope(q, k, matrices)):
+        pairs = x.unflatten(-1, (-1, 1, 2))
+        closed = (matrices[..., 0] * pairs[..., 0] + matrices[..., 1] * pairs[..., 1]).flatten(-2)
+        assert torch.equal(x_rot, closed)
+
+
 def test_rotation_preserves_norms():
     q = rand(B, H, L, D)
     q_rot, _ = apply_rope(q, q, pe_for())

@@ -10,7 +10,7 @@ from transformers.models.mistral import modeling_mistral
 from transformers.models.qwen2 import modeling_qwen2
 
 from attnref import core
-from attnref.llama import KVCache, LlamaAttention, SimpleLlamaAttention
+from attnref.llama import KVCache, LlamaAttention, SimpleLlamaAttention, StaticKVCache
 
 # Half-precision forwards against float32, as max abs error on outputs of size ~0.1-1. The inputs
 # and weights are rounded to the half dtype (10 and 7 mantissa bits: eps 1e-3 and 8e-3), then the
@@ -116,6 +116,118 @@ def test_cache_matches_full_pass(impl, kv_heads):
         assert len(cache) == 9
         assert cache.key_BGSD.shape == (2, kv_heads, 9, 8) == cache.value_BGSD.shape
     assert torch.allclose(torch.cat(outs, dim=1), full, atol=1e-5)
+
+
+def decode(m, x, cache, chunks=(4, 1, 1, 3)):
+    """Feed ``x`` through ``m`` in chunks with ``cache``: a prefill, single tokens, another chunk."""
+    outs, start = [], 0
+    for n in chunks:
+        outs.append(m(x[:, start : start + n], kv_cache=cache))
+        start += n
+    return torch.cat(outs, dim=1)
+
+
+@pytest.mark.parametrize("impl", core.IMPLEMENTATIONS)
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_static_cache_equals_growing_cache(impl, kv_heads):
+    torch.manual_seed(11)
+    m = LlamaAttention(32, 4, kv_heads).eval()
+    m.attn_implementation = impl
+    x = torch.randn(2, 9, 32)
+    with torch.no_grad():
+        growing = decode(m, x, KVCache())
+        cache = StaticKVCache(max_length=12)
+        static = decode(m, x, cache)
+    # The same keys and values reach the same kernel: bit for bit, not merely close.
+    assert torch.equal(static, growing)
+    assert len(cache) == 9 and cache.key_BGSD.shape == (2, kv_heads, 9, 8) == cache.value_BGSD.shape
+
+
+def test_static_cache_writes_in_place():
+    cache = StaticKVCache(max_length=6)
+    assert len(cache) == 0 and cache.key_BGSD is None
+    k, v = torch.randn(1, 2, 4, 8), torch.randn(1, 2, 4, 8)
+    key_BGSD, value_BGSD = cache.update(k[:, :, :3], v[:, :, :3])
+    first = (key_BGSD.data_ptr(), value_BGSD.data_ptr())
+    for t in (3, 4):
+        key_BGSD, value_BGSD = cache.update(k[:, :, t - 1 : t] * 0 + t, v[:, :, t - 1 : t] * 0 - t)
+        # Same storage at every step: nothing cached is copied, the new token is written after it.
+        assert (key_BGSD.data_ptr(), value_BGSD.data_ptr()) == first
+        assert key_BGSD._base is cache._key_BGMD and cache._key_BGMD.shape == (1, 2, 6, 8)
+    assert torch.equal(cache.key_BGSD[:, :, :3], k[:, :, :3]) and torch.equal(cache.value_BGSD[:, :, :3], v[:, :, :3])
+    assert cache.key_BGSD[:, :, 3:].unique().tolist() == [3.0, 4.0]
+    assert len(cache) == 5 and repr(cache) == "StaticKVCache(5 of 6 tokens, buffers (1, 2, 6, 8))"
+
+
+def test_static_cache_errors_leave_it_unchanged(module):
+    cache = StaticKVCache(max_length=5)
+    with torch.no_grad():
+        module(torch.randn(2, 3, 16), kv_cache=cache)
+        before = cache.key_BGSD.clone()
+        with pytest.raises(ValueError, match=r"kv_cache: expected at most max_length=5 tokens in all, "
+                                             r"got 3 cached \+ 3 new = 6"):
+            module(torch.randn(2, 3, 16), kv_cache=cache)
+        with pytest.raises(ValueError, match=r"kv_cache: expected new keys .*B=2, G=2, D=4.*got \(1, 2, 1, 4\)"):
+            module(torch.randn(1, 1, 16), kv_cache=cache)
+        with pytest.raises(TypeError, match=r"kv_cache: expected new keys of dtype torch.float32.*got torch.bfloat16"):
+            cache.update(torch.randn(2, 2, 1, 4, dtype=torch.bfloat16), torch.randn(2, 2, 1, 4, dtype=torch.bfloat16))
+        # Another device (meta stands in for a GPU: it holds shapes and no data).
+        meta = torch.empty(2, 2, 1, 4, device="meta")
+        with pytest.raises(ValueError, match=r"kv_cache: expected new keys on device cpu \(where the cache is\), got meta"):
+            cache.update(meta, meta)
+        with pytest.raises(ValueError, match=r"value_BGLD: expected device cpu \(the device of key_BGLD\), got meta"):
+            cache.update(torch.randn(2, 2, 1, 4), meta)
+        assert len(cache) == 3 and torch.equal(cache.key_BGSD, before)
+        module(torch.randn(2, 2, 16), kv_cache=cache)  # exactly full
+    assert len(cache) == 5
+    with pytest.raises(ValueError, match=r"max_length: expected a positive int, got 0"):
+        StaticKVCache(0)
+    with pytest.raises(TypeError, match=r"max_length: expected an int, got float 8.0"):
+        StaticKVCache(8.0)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype,atol", [(torch.float32, 1e-5), (torch.bfloat16, 0.0)])
+def test_static_cache_on_cuda(dtype, atol):
+    torch.manual_seed(13)
+    m = LlamaAttention(32, 4, 2).to("cuda", dtype).eval()
+    x = torch.randn(2, 9, 32, device="cuda", dtype=dtype)
+    cache = StaticKVCache(max_length=9)
+    with torch.no_grad():
+        growing, static = decode(m, x, KVCache()), decode(m, x, cache)
+    assert cache.key_BGSD.device.type == "cuda" and cache.key_BGSD.dtype == dtype
+    torch.testing.assert_close(static, growing, rtol=0, atol=atol)
+    cpu = torch.randn(2, 2, 1, 8, dtype=dtype)
+    with pytest.raises(ValueError, match=r"kv_cache: expected new keys on device cuda:0 \(where the cache is\), got cpu"):
+        cache.update(cpu, cpu)
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_caches_match_transformers_dynamic_and_static_cache(kv_heads):
+    """Prefill then decode with each cache, against transformers 5.25's LlamaAttention with
+    DynamicCache and with StaticCache (whose empty positions the mask must hide)."""
+    from transformers import DynamicCache, StaticCache
+
+    torch.manual_seed(12)
+    ours, theirs, rope = make_pair(kv_heads=kv_heads)
+    x = torch.randn(2, 8, 32)
+    cos, sin = rope(x, torch.arange(8)[None])
+    visible_PM = core.causal_mask(10)[:8]  # row p: the slots position p may see, of the 10 preallocated
+    chunks = ((0, 5), (5, 6), (6, 7), (7, 8))
+    with torch.no_grad():
+        for our_cache, their_cache in ((KVCache(), DynamicCache()),
+                                       (StaticKVCache(10), StaticCache(config=theirs.config, max_cache_len=10))):
+            ours_out = decode(ours, x, our_cache, chunks=[b - a for a, b in chunks])
+            outs = []
+            for a, b in chunks:
+                # DynamicCache needs no mask (the prefill runs is_causal, a single token sees every
+                # key); StaticCache attends over all 10 slots and needs the empty ones masked.
+                mask = visible_PM[None, None, a:b] if isinstance(their_cache, StaticCache) else None
+                out, _ = theirs(x[:, a:b], position_embeddings=(cos[:, a:b], sin[:, a:b]), attention_mask=mask,
+                                cache=their_cache)
+                outs.append(out)
+            torch.testing.assert_close(ours_out, torch.cat(outs, dim=1), atol=HF_ATOL, rtol=0)
 
 
 def test_cache_positions_continue_and_explicit_positions_agree():
@@ -553,7 +665,7 @@ def module():
          r"attention_mask: expected .*= \(2, 4, 3, 3\), got \(3, 4\)"),
         (lambda m: m(torch.randn(2, 3, 16), attention_mask=torch.zeros(2, 1, 1, 3)), TypeError,
          r"attention_mask: expected a boolean mask .*additive_to_bool, got torch.float32"),
-        (lambda m: m(torch.randn(2, 3, 16), kv_cache={}), TypeError, r"kv_cache: expected an attnref.llama.KVCache or None, got dict"),
+        (lambda m: m(torch.randn(2, 3, 16), kv_cache={}), TypeError, r"kv_cache: expected an attnref.llama.KVCache or StaticKVCache, or None, got dict"),
         (lambda m: m(torch.randn(2, 3, 16), position_embeddings=torch.ones(2, 3, 4)), TypeError,
          r"position_embeddings: expected a pair \(cos, sin\), got Tensor"),
         (lambda m: m(torch.randn(2, 3, 16), position_embeddings=(torch.ones(2, 3, 2), torch.ones(2, 3, 2))), ValueError,

@@ -422,7 +422,8 @@ def test_malformed_attend_inputs_name_the_argument(implementation, fault, data, 
     elif fault == "k_dim":
         args["k"] = torch.randn(B, H, S, bumped(data.draw, D))
     elif fault == "k_heads":
-        args["k"] = torch.randn(B, bumped(data.draw, H), S, D)
+        # A head count dividing H is grouped-query attention, not a fault.
+        args["k"] = torch.randn(B, data.draw(st.integers(1, H + 3).filter(lambda m: H % m != 0)), S, D)
     elif fault == "v_len":
         args["v"] = torch.randn(B, H, bumped(data.draw, S), D)
     elif fault == "k_dtype":
