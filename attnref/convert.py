@@ -1,6 +1,6 @@
 """Weight mappings between the implementations, so that one set of weights runs in all of them.
 
-Every mapping goes through one neutral form, a dict with separate projections::
+Every mapping goes through one neutral form, a dict with separate projections:
 
     {"q.weight": (H*D, E_in), "k.weight": (G*D, E_in), "v.weight": (G*D, E_in),
      "o.weight": (E_out, H*D), and optionally "q.bias", "k.bias", "v.bias", "o.bias"}

@@ -1,6 +1,6 @@
 """ESM3's multi-head attention and rotary embedding, built on [`attnref.core`][attnref.core].
 
-Mirrors EvolutionaryScale's `esm <https://github.com/evolutionaryscale/esm>`_, files
+Mirrors EvolutionaryScale's [esm](https://github.com/evolutionaryscale/esm), files
 ``esm/layers/attention.py`` (``MultiHeadAttention``) and ``esm/layers/rotary.py``
 (``RotaryEmbedding``, non-interleaved path). Constructor arguments, attribute names and submodule
 names are upstream's, so a ``state_dict`` loads strictly in both directions.

@@ -1,6 +1,6 @@
 """Flux's attention and N-axis rotary embedding, built on [`attnref.core`][attnref.core].
 
-Mirrors black-forest-labs' `flux <https://github.com/black-forest-labs/flux>`_, files
+Mirrors black-forest-labs' [flux](https://github.com/black-forest-labs/flux), files
 ``src/flux/math.py`` (``attention``, ``rope``, ``apply_rope``) and ``src/flux/modules/layers.py``
 (``EmbedND``). Function names, argument names and the ``(B, 1, L, D/2, 2, 2)`` layout of ``pe``
 are upstream's.

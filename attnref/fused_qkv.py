@@ -1,7 +1,7 @@
 """Fused-QKV multi-head attention and the ``nn.MultiheadAttention`` wrapper from LLMs-from-scratch.
 
 Mirrors two classes of ``ch03/02_bonus_efficient-multihead-attention/mha-implementations.ipynb``
-in `rasbt/LLMs-from-scratch <https://github.com/rasbt/LLMs-from-scratch>`_:
+in [rasbt/LLMs-from-scratch](https://github.com/rasbt/LLMs-from-scratch):
 ``MultiHeadAttentionCombinedQKV`` (one ``qkv`` Linear, split by ``view`` + ``permute``) and
 ``MHAPyTorchClass`` (PyTorch's ``nn.MultiheadAttention`` plus a projection). Submodule and buffer
 names are upstream's (``qkv``, ``proj``, ``mask``, ``multihead_attn``).

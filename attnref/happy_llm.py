@@ -1,7 +1,7 @@
 """Happy-LLM's tutorial attention: the ``attention`` function and ``MultiHeadAttention``.
 
 Mirrors ``docs/chapter2/code/transformer.py`` of
-`datawhalechina/happy-llm <https://github.com/datawhalechina/happy-llm>`_, the teaching
+[datawhalechina/happy-llm](https://github.com/datawhalechina/happy-llm), the teaching
 Transformer of the Happy-LLM book (chapter 2). Parameter and buffer names are upstream's
 (``wq``, ``wk``, ``wv``, ``wo``, ``mask``), so the tutorial's ``state_dict`` loads strictly.
 

@@ -85,3 +85,103 @@ def test_readme_serve_command_serves_the_site():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# ---- How the site reads: contrast in both schemes, figures, layout -------------------------------
+
+# WCAG relative luminance and contrast, and the effective background of an element: its own and its
+# ancestors' backgrounds composed from the page down (an element's colour is composed over that too).
+CONTRAST_JS = """
+([selector, limit]) => {
+  const parse = c => { const m = c.match(/[\\d.]+/g).map(Number); return [m[0], m[1], m[2], m.length > 3 ? m[3] : 1]; };
+  const over = (top, bottom) => [0, 1, 2].map(i => top[i] * top[3] + bottom[i] * (1 - top[3])).concat([1]);
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+                     return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const background = el => {
+    const chain = [];
+    for (let e = el; e; e = e.parentElement) chain.push(parse(getComputedStyle(e).backgroundColor));
+    return chain.reverse().reduce((acc, c) => over(c, acc), [255, 255, 255, 1]);
+  };
+  const out = [];
+  for (const el of document.querySelectorAll(selector)) {
+    const r = el.getBoundingClientRect();
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || r.width === 0 || r.height === 0 || getComputedStyle(el).visibility === "hidden") continue;
+    const bg = background(el);
+    const fg = over(parse(getComputedStyle(el).color), bg);
+    const l1 = lum(fg), l2 = lum(bg);
+    const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    if (ratio < limit) out.push(`${ratio.toFixed(2)} ${el.tagName.toLowerCase()}.${el.className} ` +
+                                `"${el.textContent.trim().slice(0, 30)}" fg=${getComputedStyle(el).color}`);
+  }
+  return out;
+}
+"""
+PRIMARY = [  # body text, headings, tables, lists, links in text, formulas, code text: 7:1
+    ".md-typeset p", ".md-typeset li", ".md-typeset td", ".md-typeset th", ".md-typeset h1",
+    ".md-typeset h2", ".md-typeset h3", ".md-typeset h4", ".md-typeset p a", ".md-typeset .katex *",
+    ".md-typeset p code", ".md-typeset li code", ".md-typeset pre code", ".md-typeset .highlight .n",
+    ".md-typeset .highlight .p", ".md-typeset .highlight .o",
+]
+SECONDARY = [  # comments, captions, navigation, labels and other secondary text: 4.5:1
+    ".md-typeset .highlight .c1", ".md-typeset .highlight .c", "figcaption", ".md-nav__link",
+    ".md-nav__title", ".md-header__topic", ".md-tabs__link", ".md-footer *", ".md-typeset .filename",
+    ".md-source-file", ".md-typeset .admonition-title", ".md-typeset details summary", ".md-copyright",
+    ".md-typeset .highlight span",
+]
+SCHEMES = {"vscode-light": "Light+", "vscode-dark": "Dark+"}
+CONTRAST_PAGES = ["index.md", "sdpa.md", "llama.md", "performance.md", "api/core.md"]
+
+
+def switch_scheme(page, scheme: str) -> None:
+    """Click the palette toggle, as a reader does, until the page shows `scheme`."""
+    for _ in range(len(SCHEMES)):
+        if page.get_attribute("body", "data-md-color-scheme") == scheme:
+            return
+        page.click("label.md-header__button[for^='__palette']:visible")
+        page.wait_for_timeout(150)
+    assert page.get_attribute("body", "data-md-color-scheme") == scheme
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_text_contrast_in_both_schemes(page, server, lang, scheme):
+    from pathlib import Path
+
+    failures = []
+    for md in CONTRAST_PAGES:
+        page.goto(server + url_path(lang, Path(md)), wait_until="networkidle")
+        switch_scheme(page, "vscode-dark")
+        switch_scheme(page, scheme)  # reached by clicking, from the other scheme
+        for selectors, limit in ((PRIMARY, 7.0), (SECONDARY, 4.5)):
+            for bad in page.evaluate(CONTRAST_JS, [", ".join(selectors), limit]):
+                failures.append(f"{md} ({limit}:1) {bad}")
+    unique = list(dict.fromkeys(failures))
+    assert not unique, f"{len(unique)} elements below contrast in {SCHEMES[scheme]}:\n" + "\n".join(unique[:40])
+
+
+# VS Code's default token colours (Light+, Dark+) and the Pygments classes that carry them.
+VSCODE_TOKENS = {
+    "keyword": ([".k", ".kd"], "#0000ff", "#569cd6"),
+    "control (import)": ([".kn"], "#af00db", "#c586c0"),
+    "string": ([".s1", ".s2", ".sd"], "#a31515", "#ce9178"),
+    "number": ([".mi", ".mf"], "#098658", "#b5cea8"),
+    "comment": ([".c1"], "#008000", "#6a9955"),
+    "function": ([".nf", ".nb"], "#795e26", "#dcdcaa"),
+    "class and module": ([".nc", ".nn"], "#267f99", "#4ec9b0"),
+    "variable": ([".n"], "#001080", "#9cdcfe"),
+}
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_syntax_colours_are_vscode_palettes(page, server, scheme):
+    page.goto(server + "/en/llama/", wait_until="networkidle")
+    switch_scheme(page, "vscode-dark" if scheme == "vscode-light" else "vscode-light")
+    switch_scheme(page, scheme)
+    for token, (classes, light, dark) in VSCODE_TOKENS.items():
+        want = light if scheme == "vscode-light" else dark
+        rgb = "rgb({}, {}, {})".format(*(int(want[i:i + 2], 16) for i in (1, 3, 5)))
+        selector = ", ".join(f".md-typeset .highlight {cls}" for cls in classes)
+        colours = page.eval_on_selector_all(selector, "els => [...new Set(els.map(e => getComputedStyle(e).color))]")
+        assert colours, f"no {token} token ({classes}) on the page to check"
+        assert colours == [rgb], f"{token} ({classes}) in {SCHEMES[scheme]}: expected {rgb}, got {colours}"

@@ -1,12 +1,15 @@
 # Figures of the fused-QKV page (docs/*/fused-qkv.md): the layout of MultiHeadAttentionCombinedQKV's
 # qkv output before and after view + permute, computed with the module's own reshapes.
+# Each function takes the page's language; svg.py's conventions apply (colours, text, no raster).
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.patches import Rectangle
 
 import attnref.fused_qkv
 
-_PART_COLOURS = {0: ("#1f5fa8", "#8fb8e6"), 1: ("#c25a00", "#f5b676"), 2: ("#2a7d2a", "#97d497")}
+# q, k, v in blue, orange, green; head 0 a strong shade, head 1 a light one (opacity over the page).
+_PART_COLOURS = {0: C0, 1: C1, 2: C2}
+_HEAD_ALPHA = (0.55, 0.2)
 _PART_NAMES = ("q", "k", "v")
 
 
@@ -16,21 +19,15 @@ def _qkv_numbers(n: int, H: int, D: int) -> torch.Tensor:
     return torch.arange(n)[:, None] * 100 + torch.arange(3 * E)
 
 
-def _colour(value: int, H: int, D: int) -> str:
-    column = value % 100
-    part, head = divmod(column, H * D)
-    return _PART_COLOURS[part][(head // D) % 2]
-
-
 def _cell(ax, x: float, y: float, value: int, H: int, D: int) -> None:
-    colour = _colour(value, H, D)
-    dark = colour in {pair[0] for pair in _PART_COLOURS.values()}
-    ax.add_patch(Rectangle((x, y), 1, 1, facecolor=colour, edgecolor="white", lw=1.2))
-    ax.text(x + 0.5, y + 0.5, str(value), ha="center", va="center", fontsize=6.5,
-            color="white" if dark else "black")
+    part, channel = divmod(value % 100, H * D)
+    ax.add_patch(Rectangle((x, y), 1, 1, facecolor=_PART_COLOURS[part], alpha=_HEAD_ALPHA[(channel // D) % 2],
+                           edgecolor="none"))
+    ax.add_patch(Rectangle((x, y), 1, 1, facecolor="none", edgecolor=PAPER, lw=1.2))
+    ax.text(x + 0.5, y + 0.5, str(value), ha="center", va="center", fontsize=6.5)
 
 
-def permute_layout_figure(n: int = 3, H: int = 2, D: int = 2):
+def permute_layout_figure(lang: str, n: int = 3, H: int = 2, D: int = 2):
     """Left: the (n, 3*E) output of qkv for one sequence. Right: the same numbers in (3, 1, H, n, D)."""
     E = H * D
     # The module's steps, on a module-sized example: view (b, n, 3, H, D), permute (2, 0, 3, 1, 4).
@@ -75,5 +72,4 @@ def permute_layout_figure(n: int = 3, H: int = 2, D: int = 2):
     ax.set_ylim(-1.4, total_h + 1.0)
     ax.set_aspect("equal")
     ax.axis("off")
-    fig.patch.set_facecolor("white")
     return fig

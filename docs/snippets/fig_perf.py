@@ -1,5 +1,6 @@
 # Tables and figures of the performance page (docs/*/performance.md), read at build time from the
 # committed benchmark results docs/data/bench-*.json (written by `python -m attnref.bench`).
+# Figure functions take the page's language; svg.py's conventions apply (colours, text, no raster).
 import html
 import json
 from pathlib import Path
@@ -96,7 +97,7 @@ def targets_table(run: dict, lang: str) -> str:
     return "".join(out)
 
 
-def default_shape_figure(run: dict):
+def default_shape_figure(lang: str, run: dict):
     """Median time per case at the default shape, forward and forward + backward (quartiles as bars)."""
     results = [r for r in run["results"] if "time_s" in r]
     names = list(dict.fromkeys(r["case"] for r in results))
@@ -109,18 +110,18 @@ def default_shape_figure(run: dict):
         med = [by[n]["median"] * 1e3 if n in by else 0 for n in names]
         err = [[(by[n]["median"] - by[n]["q25"]) * 1e3 if n in by else 0 for n in names],
                [(by[n]["q75"] - by[n]["median"]) * 1e3 if n in by else 0 for n in names]]
-        ax.barh(ys, med, height=height, xerr=err, capsize=1.5, label=mode,
-                color=["#4c78a8", "#f58518"][j % 2])
+        ax.barh(ys, med, height=height, xerr=err, capsize=1.5, label=_LABELS[lang][mode],
+                color=(C0, C1)[j % 2], ecolor=INK)
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("median time per call (ms), lower is better")
-    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_xlabel(tr(lang, "median time per call (ms), lower is better", "每次调用的中位耗时（ms），越低越好"))
+    ax.grid(True, axis="x")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
 
 
-def sweep_figure(run: dict):
+def sweep_figure(lang: str, run: dict):
     """Time and peak memory against the sequence length L, default paths solid, L x L paths dashed."""
     sweep = [r for r in run["sweep"] if "time_s" in r and r.get("axis") == "L" and r["mode"] == "fwd"]
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(7.2, 4.2))
@@ -132,12 +133,13 @@ def sweep_figure(run: dict):
         ax_t.plot([p[0] for p in pts], [p[1] for p in pts], style, **kw)
         ax_m.plot([p[0] for p in pts], [max(p[2], 0.1) for p in pts], style, **kw)
     B = sweep[0]["B"] if sweep else 1
-    for ax, label in ((ax_t, "median time, forward (ms)"), (ax_m, "peak extra memory, forward (MiB)")):
+    for ax, label in ((ax_t, tr(lang, "median time, forward (ms)", "前向中位耗时（ms）")),
+                      (ax_m, tr(lang, "peak extra memory, forward (MiB)", "前向峰值额外内存（MiB）"))):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        ax.set_xlabel(f"sequence length L (B={B})")
+        ax.set_xlabel(tr(lang, f"sequence length L (B={B})", f"序列长度 L（B={B}）"))
         ax.set_ylabel(label, fontsize=8)
-        ax.grid(True, which="major", alpha=0.3)
+        ax.grid(True, which="major")
     handles, labels = ax_t.get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=3, frameon=False)
     fig.tight_layout(rect=(0, 0.2, 1, 1))
