@@ -6,39 +6,87 @@ What the installed packages do (mkdocs-material 9.8.2, mkdocs-static-i18n 1.3.1)
   jieba, the words joined by U+200B) and writes search/search_index.json. Every page fetches that
   file relative to `base` in its `#__config` and hands it to a web worker, where lunr builds the
   index with the file's `config`: `lang` loads lunr-languages support, `separator` splits words,
-  `pipeline` keeps the listed ones of `trimmer`, `stopWordFilter` and `stemmer`.
+  `pipeline` keeps the listed ones of `trimmer`, `stopWordFilter` and `stemmer`, `fields` are the
+  indexed fields and their boosts.
 - mkdocs-static-i18n builds one language after the other, then writes the entries of every language
   into that one file with the default language's settings. Every page, Chinese or English, loads it
   all, and English words find Chinese pages.
-- Material adds `*` to every word typed and lunr runs no pipeline on a word with a wildcard, so
-  stemming the index breaks inflected words: `masks*` cannot match "masks" indexed as "mask". With
-  Material's English defaults (no stemmer) a typed word matches every indexed word it begins.
+- Material adds `*` to every word typed and lunr runs no pipeline on a word with a wildcard, so a
+  stemmed index misses inflected words: `masks*` cannot match "masks" indexed as "mask". Without a
+  stemmer (Material's English default) a typed word matches every indexed word it begins.
 
-So this hook, after the last language is built, writes one index per language at the root of that
-language's tree (search/search_index.json, en/search/search_index.json) with lunr's support for
-that language and Material's pipeline for it, and gives each page that root as `language_root`
-(overrides/main.html makes it the page's `base`). Listings, printed output, figures and formulas
-stay out of the index: they hold few words a reader types, and would double the size of every
-page's first load.
+So after the last language is built, this hook writes one index per language at the root of that
+language's tree (search/search_index.json, en/search/search_index.json) with lunr's support for the
+language and Material's pipeline for it, and tells each page that root (`language_root`, which
+overrides/main.html makes the page's `base`). Listings, printed output, tables, figures and formulas
+stay out of the index, and objects of the API reference keep only their summary line: the index is
+part of every page's first load. English entries get one more field, `forms`: the other forms of
+their heading's words, so that "caching", "embeddings" or "overflows" find the section whose heading
+says "cache", "embedding" or "overflow".
 """
 
 import json
 from pathlib import Path
 import re
 
+import snowballstemmer
 from mkdocs.plugins import event_priority
 from mkdocs.utils import write_file
 
 # Words end at white space (U+200B: jieba's word boundaries), Chinese and ASCII punctuation, and a
 # dot not followed by a digit, so "(mask)", "mask," and "attnref.core" index the words a reader types.
-SEPARATOR = r"[\s\u200b\u3000\-、。，．？！；：（）“”,;:!?=()\[\]{}\"'/]+|\.(?!\d)|&[lg]t;|&amp;"
+PUNCTUATION = r"\-\u3000、。，．？！；：（）“”,;:!?=()\[\]{}\"'/"  # inside [...] of a regular expression
+SEPARATOR = rf"[\s\u200b{PUNCTUATION}]+|\.(?!\d)|&[lg]t;|&amp;"
+# A U+200B next to a separator or a tag separates nothing: a third of them, three bytes each.
+IDLE_BREAK = re.compile(rf"\u200b(?=[\s{PUNCTUATION}<]|$)|(?<=[\s{PUNCTUATION}>])\u200b|^\u200b")
 
 # Material's search plugin leaves out elements with this attribute, and then removes the attribute.
-LEFT_OUT = re.compile(r'<pre\b|<svg\b|<(?:span|div) class="arithmatex"')
+LEFT_OUT = re.compile(r'<pre\b|<svg\b|<table\b|<(?:span|div) class="arithmatex"')
+
+# The API reference (mkdocstrings): an object is found by its name and summary line; the pages that
+# explain it are found by everything they say.
+API_REFERENCE = "api/"
+
+STEM = snowballstemmer.stemmer("english").stemWord
+WORD = re.compile(r"[a-z]{4,}")
+VOWELS = "aeiou"
+
+
+def regular_forms(word: str) -> set[str]:
+    """Plural (or third person), past and -ing of an English word by the regular spelling rules:
+    "cache" -> caches, cached, caching; "pad" -> pads, padded, padding."""
+    y_to_i = word.endswith("y") and word[-2] not in VOWELS
+    if word.endswith(("s", "x", "z", "ch", "sh")):
+        plural = word + "es"
+    else:
+        plural = word[:-1] + "ies" if y_to_i else word + "s"
+    if word.endswith("e"):
+        past, ing = word + "d", word[:-1] + "ing"
+    else:
+        past, ing = (word[:-1] + "ied" if y_to_i else word + "ed"), word + "ing"
+    forms = {plural, past, ing}
+    if word[-1] not in VOWELS + "wxy" and word[-2] in VOWELS and word[-3] not in VOWELS:
+        forms |= {word + word[-1] + "ed", word + word[-1] + "ing"}  # embed -> embedded, embedding
+    return forms
+
+
+def words(html: str) -> set[str]:
+    return set(WORD.findall(re.sub(r"<[^>]+>", " ", html).lower()))
+
+
+def heading_forms(title: str, vocabulary: dict[str, set[str]]) -> str:
+    """The forms of a heading's words that a reader may type and the heading does not begin: the
+    words of the same stem anywhere in the language's index, and the regular forms with that stem."""
+    heading = words(title)
+    forms = set()
+    for word in heading:
+        stem = STEM(word)
+        forms |= vocabulary.get(stem, set()) | {form for form in regular_forms(word) if STEM(form) == stem}
+    return " ".join(sorted(form for form in forms if not any(word.startswith(form) for word in heading)))
 
 
 def _languages(config) -> list[tuple[str, str]]:
-    """(locale, path prefix of its tree) for each language built, the default one last ("")."""
+    """(locale, path prefix of its tree) for each language built, the default one ("") last."""
     i18n = config.plugins["i18n"].config
     built = [lang for lang in i18n.languages if lang.build]
     return sorted(((lang.locale, "" if lang.default else lang.link.strip("/") + "/") for lang in built),
@@ -55,8 +103,35 @@ def _pipeline(config, locale: str) -> list[str]:
     return []
 
 
+def _entry(entry: dict, prefix: str) -> dict:
+    """An entry of one language's index, its location relative to the language's root."""
+    location = entry["location"][len(prefix):]
+    text = entry["text"]
+    if location.startswith(API_REFERENCE):
+        text = text.split("</p>", 1)[0] + "</p>" if text.startswith("<p>") else ""
+    return dict(entry, location=location, title=IDLE_BREAK.sub("", entry["title"]),
+                text=IDLE_BREAK.sub("", text))
+
+
+def _index(config, locale: str, docs: list[dict]) -> dict:
+    search = config.plugins["material/search"]
+    fields = dict(search.config.fields)
+    if locale == "en":
+        vocabulary: dict[str, set[str]] = {}
+        for doc in docs:
+            for word in words(doc["title"] + " " + doc["text"]):
+                vocabulary.setdefault(STEM(word), set()).add(word)
+        for doc in docs:
+            if not doc["location"].startswith(API_REFERENCE):
+                doc["forms"] = heading_forms(doc["title"], vocabulary)
+        fields["forms"] = fields["title"]  # another form of a heading word counts as the heading
+    settings = {"lang": [locale], "separator": SEPARATOR, "pipeline": _pipeline(config, locale),
+                "fields": fields}
+    return {"config": settings, "docs": docs}
+
+
 def on_page_content(html, page, config, files):
-    return LEFT_OUT.sub(lambda m: m.group(0) + ' data-search-exclude="listing, figure or formula"', html)
+    return LEFT_OUT.sub(lambda m: m.group(0) + ' data-search-exclude="not words a reader types"', html)
 
 
 def on_page_context(context, page, config, nav):
@@ -67,15 +142,11 @@ def on_page_context(context, page, config, nav):
 
 @event_priority(-200)  # after mkdocs-static-i18n's on_post_build (-100), which writes one index for all
 def on_post_build(config):
-    search = config.plugins["material/search"]
-    entries = search.search_index.entries
+    entries = config.plugins["material/search"].search_index.entries
     for locale, prefix in _languages(config):
-        docs = [dict(entry, location=entry["location"][len(prefix):]) for entry in entries
-                if entry["location"].startswith(prefix)]
+        docs = [_entry(entry, prefix) for entry in entries if entry["location"].startswith(prefix)]
         entries = [entry for entry in entries if not entry["location"].startswith(prefix)]
         if not docs:  # mkdocs-static-i18n builds the other languages inside the default one's build
             continue
-        settings = {"lang": [locale], "separator": SEPARATOR, "pipeline": _pipeline(config, locale),
-                    "fields": search.config.fields}
-        index = json.dumps({"config": settings, "docs": docs}, ensure_ascii=False, separators=(",", ":"))
+        index = json.dumps(_index(config, locale, docs), ensure_ascii=False, separators=(",", ":"))
         write_file(index.encode("utf-8"), str(Path(config.site_dir, prefix, "search", "search_index.json")))
