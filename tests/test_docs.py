@@ -145,3 +145,147 @@ def test_every_public_object_is_exported_and_documented(built_site, name):
         for obj in public:
             assert getattr(module, obj).__doc__, f"attnref.{name}.{obj} has no docstring"
             assert f"attnref.{name}.{obj}" in ids, f"{lang} API page lacks attnref.{name}.{obj}"
+
+
+# ---- What readers see, checked on the built HTML -------------------------------------------------
+
+CJK = "[\u2e80-\u9fff\u3000-\u303f\uff00-\uffef\u2018\u2019\u201c\u201d]"
+_OPAQUE = {"pre", "code", "svg", "math", "script", "style"}
+_BLOCKS = {"p", "li", "td", "th", "h1", "h2", "h3", "h4", "figcaption", "dd", "dt", "div", "summary"}
+
+
+class _ArticleText(HTMLParser):
+    """The visible text of each block of the article; code, formulas and figures count as one
+    character ("X"), so a space next to them is never mistaken for a space between two words."""
+
+    def __init__(self):
+        super().__init__()
+        self.in_article = self.opaque = 0
+        self.buffer, self.blocks = [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "article":
+            self.in_article += 1
+        if not self.in_article:
+            return
+        classes = (dict(attrs).get("class") or "").split()
+        if self.opaque:
+            self.opaque += tag in _OPAQUE or tag == "span"
+        elif tag in _OPAQUE or (tag == "span" and "katex" in classes):
+            self.opaque = 1
+            self.buffer.append("X")
+        elif tag in _BLOCKS or tag == "br":
+            self._flush()
+
+    def handle_endtag(self, tag):
+        if self.opaque:
+            self.opaque -= tag in _OPAQUE or tag == "span"
+        elif tag in _BLOCKS or tag == "article":
+            self._flush()
+        if tag == "article":
+            self.in_article -= 1
+
+    def handle_data(self, data):
+        if self.in_article and not self.opaque:
+            self.buffer.append(data)
+
+    def _flush(self):
+        text = "".join(self.buffer)
+        self.buffer = []
+        if text.strip():
+            self.blocks.append(text)
+
+
+def _page_html(site, lang, page) -> str:
+    rel = page.with_suffix("")
+    rel = rel.parent if rel.name == "index" else rel
+    return (site / ("" if lang == "zh" else "en") / rel / "index.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("page", pages("zh"), ids=str)
+def test_no_space_between_chinese_characters(built_site, page):
+    """A soft line break (or a typed space) between two Chinese characters shows as a space."""
+    parser = _ArticleText()
+    parser.feed(_page_html(built_site, "zh", page))
+    gaps = [block[max(0, m.start() - 12):m.end() + 12] for block in parser.blocks
+            for m in re.finditer(rf"{CJK}\s+{CJK}", block)]
+    assert not gaps, f"{page}: spaces between Chinese characters: {gaps[:5]}"
+
+
+_FIGURE = re.compile(r'<figure class="attnref-figure">(.*?)</figure>', re.S)
+_SVG_TEXT = re.compile(r"<text\b[^>]*>(.*?)</text>", re.S)
+
+
+def _figure_texts(svg: str) -> list[str]:
+    return [re.sub(r"<[^>]+>", "", t).strip() for t in _SVG_TEXT.findall(svg)]
+
+
+def _english_prose(texts: list[str]) -> list[str]:
+    """Labels with two English words in a row that are not code (no '(', '_', '=' or '.')."""
+    return [t for t in texts if re.search(r"\b[A-Za-z]{3,} [A-Za-z]{3,}\b", t) and not re.search(r"[(_=.]", t)]
+
+
+@pytest.mark.parametrize("lang,page", all_pages(), ids=lambda x: str(x))
+def test_figures_take_their_colours_from_the_page(built_site, lang, page):
+    for svg in _FIGURE.findall(_page_html(built_site, lang, page)):
+        assert "<image" not in svg, f"{lang}/{page}: a figure embeds a raster image"
+        fixed = re.findall(r"#[0-9a-fA-F]{6}\b|rgba?\(", re.sub(r"var\(--fig-[a-z0-9]+, #[0-9a-f]{6}\)", "", svg))
+        assert not fixed, f"{lang}/{page}: colours that ignore the scheme: {sorted(set(fixed))}"
+        assert "font-family" not in svg, f"{lang}/{page}: figure text does not use the page's font"
+
+
+@pytest.mark.parametrize("page", pages("en"), ids=str)
+def test_figure_labels_are_in_the_page_language(built_site, page):
+    en = [_figure_texts(svg) for svg in _FIGURE.findall(_page_html(built_site, "en", page))]
+    zh = [_figure_texts(svg) for svg in _FIGURE.findall(_page_html(built_site, "zh", page))]
+    assert len(en) == len(zh)
+    for i, (en_texts, zh_texts) in enumerate(zip(en, zh)):
+        assert not [t for t in en_texts if re.search(CJK, t)], f"{page} figure {i}: Chinese on the English page"
+        assert not _english_prose(zh_texts), f"{page} figure {i}: English labels on the Chinese page: {_english_prose(zh_texts)}"
+        if _english_prose(en_texts):
+            assert any(re.search(CJK, t) for t in zh_texts), f"{page} figure {i}: no Chinese labels on the Chinese page"
+
+
+@pytest.mark.parametrize("lang,page", all_pages(), ids=lambda x: str(x))
+def test_printed_output_is_labelled_as_output(built_site, lang, page):
+    source = (DOCS / lang / page).read_text(encoding="utf-8")
+    html = _page_html(built_site, lang, page)
+    expected = source.count("<!--pytest-codeblocks:expected-output-->")
+    title = {"zh": "输出", "en": "Output"}[lang]
+    labelled = re.findall(r'<div class="attnref-output highlight"><span class="filename">([^<]*)</span>', html)
+    assert labelled == [title] * expected
+
+
+API_LABELS = {"en": ("Parameters:", "Returns:"), "zh": ("参数：", "返回：")}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("name", MODULES)
+def test_api_pages_speak_the_page_language(built_site, lang, name):
+    html = _page_html(built_site, lang, __import__("pathlib").Path(f"api/{name}.md"))
+    titles = re.findall(r'<span class="doc-section-title">([^<]*)</span>', html)
+    assert titles, f"{lang} api/{name}: no docstring sections rendered"
+    other = "zh" if lang == "en" else "en"
+    assert set(titles) <= set(API_LABELS[lang]) | {t for t in titles if bool(re.search(CJK, t)) == (lang == "zh")}
+    assert not set(titles) & set(API_LABELS[other]), f"{lang} api/{name}: labels of the other language {titles}"
+    # Docstring cross-references are links, never reStructuredText roles left as text.
+    assert not re.search(r":(func|class|mod|meth|attr):`", html)
+    # The hand-written introduction links to the page that explains the module, in this language.
+    intro = html[html.index("<h1"):html.index('class="doc doc-object doc-module"')]
+    links = re.findall(r'<a href="([^"]+)"', intro)
+    assert any(not link.startswith(("http", "#")) and "api/" not in link for link in links), (
+        f"{lang} api/{name}: the introduction links to no explanation page")
+
+
+def test_docstring_tables_and_signatures_render(built_site):
+    core_html = _page_html(built_site, "en", __import__("pathlib").Path("api/core.md"))
+    module_doc = core_html[core_html.index('class="doc doc-object doc-module"'):]
+    assert re.search(r"<table>.*?<td>B</td>\s*<td>batch</td>", module_doc, re.S), "shape-letter table not rendered"
+    assert "autorefs-internal" in core_html
+    llama_html = _page_html(built_site, "en", __import__("pathlib").Path("api/llama.md"))
+    start = llama_html.index('id="attnref.llama.LlamaAttention"')
+    signature = llama_html[llama_html.index("doc-signature", start):]
+    signature = signature[:signature.index("</pre>")]
+    # Formatted (black): one parameter per line when the signature is long.
+    assert len(re.findall(r'class="n">hidden_size<|class="n">num_heads<', signature)) == 2
+    assert signature.count("\n") >= 8, "signature printed on one line: install the formatter (black)"

@@ -27,7 +27,8 @@ _ENDS_CJK = re.compile(rf"{_CJK}(?:[*_~]*|\]\([^)\s]*\))$")
 _STARTS_CJK = re.compile(rf"^[*_~\[]*{_CJK}")
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _EXPECTED_OUTPUT = re.compile(
-    r"^(?P<indent>[ \t]*)<!--pytest-codeblocks:expected-output-->\n(?P=indent)(?P<ticks>`{3,})text[ \t]*$",
+    r"^(?P<indent>[ \t]*)<!--pytest-codeblocks:expected-output-->\n(?P<blank>(?:[ \t]*\n)*)"
+    r"(?P=indent)(?P<ticks>`{3,})text[ \t]*$",
     re.M,
 )
 
@@ -47,7 +48,7 @@ def on_config(config):
 def _label_output(markdown: str, lang: str) -> str:
     title = OUTPUT_TITLE[lang]
     return _EXPECTED_OUTPUT.sub(
-        lambda m: (f"{m['indent']}<!--pytest-codeblocks:expected-output-->\n"
+        lambda m: (f"{m['indent']}<!--pytest-codeblocks:expected-output-->\n{m['blank']}"
                    f'{m["indent"]}{m["ticks"]} {{ .text .attnref-output title="{title}" }}'),
         markdown,
     )
