@@ -187,3 +187,83 @@ def test_syntax_colours_are_vscode_palettes(page, server, scheme):
         colours = page.eval_on_selector_all(selector, "els => [...new Set(els.map(e => getComputedStyle(e).color))]")
         assert colours, f"no {token} token ({classes}) on the page to check"
         assert colours == [rgb], f"{token} ({classes}) in {SCHEMES[scheme]}: expected {rgb}, got {colours}"
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_no_page_scrolls_sideways_on_a_phone(browser, server, lang):
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    wide = []
+    for md in pages(lang):
+        page.goto(server + url_path(lang, md), wait_until="load")
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        if overflow > 1:
+            culprits = page.evaluate("""() => [...document.querySelectorAll('article *')]
+                .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+                .filter(e => !e.closest('pre, .md-typeset__scrollwrap, .katex-display, .highlight'))
+                .slice(0, 3).map(e => e.tagName + '.' + e.className)""")
+            wide.append(f"{md}: {overflow}px too wide ({culprits})")
+    context.close()
+    assert not wide, "\n".join(wide)
+
+
+PROBE_88 = """() => {
+  const box = document.createElement('div');
+  box.className = 'highlight';
+  box.innerHTML = '<pre><code>' + 'x'.repeat(88) + '</code></pre>';
+  document.querySelector('article').appendChild(box);
+  const code = box.querySelector('code');
+  return [code.scrollWidth, code.clientWidth];
+}"""
+
+
+@pytest.mark.parametrize("width", [1280, 1440, 1920, 2560])
+def test_wide_screens_hold_an_88_character_code_line(browser, server, width):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.goto(server + "/en/llama/", wait_until="load")
+    scroll, client = page.evaluate(PROBE_88)
+    assert scroll <= client, f"at {width}px an 88-character line needs {scroll}px, the code box has {client}px"
+    # Identifiers in tables stay on one line: an inline element broken across lines has several boxes.
+    for path in ("/en/llama/", "/en/equivalence/", "/en/performance/", "/llama/"):
+        page.goto(server + path, wait_until="load")
+        broken = page.eval_on_selector_all(
+            "article td code", "els => els.filter(e => e.getClientRects().length > 1).map(e => e.textContent)")
+        assert not broken, f"{path} at {width}px: identifiers broken across lines: {broken[:5]}"
+    context.close()
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_output_blocks_look_different_from_code(page, server, scheme):
+    page.goto(server + "/sdpa/", wait_until="networkidle")
+    switch_scheme(page, "vscode-dark" if scheme == "vscode-light" else "vscode-light")
+    switch_scheme(page, scheme)
+    style = """sel => { const pre = document.querySelector(sel + ' pre'), code = pre.querySelector('code');
+                        const s = getComputedStyle(pre), c = getComputedStyle(code);
+                        return [s.boxShadow, c.backgroundColor]; }"""
+    code = page.evaluate(style, ".highlight:not(.attnref-output)")
+    output = page.evaluate(style, ".attnref-output")
+    assert code[0] != output[0] and code[1] != output[1], f"output styled as code: {code} vs {output}"
+    label = page.locator(".attnref-output .filename").first
+    assert label.is_visible() and label.inner_text().strip() == "输出"
+
+
+@pytest.mark.parametrize("path", ["/sdpa/", "/en/rope/", "/llama/", "/en/performance/"])
+def test_figures_are_dark_in_dark_plus(page, server, path):
+    """No white boxes: in Dark+ a figure is mostly the page's own dark background."""
+    import io
+
+    from PIL import Image
+
+    page.goto(server + path, wait_until="networkidle")
+    switch_scheme(page, "vscode-dark")
+    figures = page.locator("figure.attnref-figure svg")
+    assert figures.count() > 0
+    for i in range(figures.count()):
+        shot = Image.open(io.BytesIO(figures.nth(i).screenshot())).convert("L")
+        histogram = shot.histogram()  # 256 bins of grey levels
+        light = sum(histogram[201:]) / (shot.width * shot.height)
+        assert light < 0.1, f"{path} figure {i}: {light:.0%} of its pixels are near white in Dark+"
