@@ -1,13 +1,15 @@
 """MkDocs hook: typeset every formula with KaTeX at build time, so pages need no script for math.
 
 pymdownx.arithmatex (generic mode) leaves each formula as HTML-escaped TeX in an element of class
-`arithmatex`: `<span class="arithmatex">\\(...\\)</span>` inline, `<div class="arithmatex">\\[...\\]</div>`
-for display math. A build goes through MkDocs' events in this order:
+`arithmatex`: `<span class="arithmatex">\\(...\\)</span>` inline and
+`<div class="arithmatex">\\[...\\]</div>` for display math. A build goes through MkDocs' events in
+this order:
 
 1. `on_page_content`, once per page as its Markdown is converted: collect the page's formulas;
 2. `on_env`, once, after the last page is converted and before the first is written: render every
    formula of the build in one `node` process running the KaTeX npm package (JSON in on stdin, JSON
-   out on stdout); a formula KaTeX rejects fails the build, naming the page and the TeX;
+   out on stdout); a formula KaTeX rejects (in strict mode, so non-standard TeX counts) fails the
+   build, naming the page and the TeX;
 3. `on_post_page`, once per page as it is written: replace each formula's TeX with KaTeX's HTML.
 
 mkdocs-static-i18n runs one build per language, so that is one `node` process per language.
@@ -36,7 +38,8 @@ process.stdin.on("data", (chunk) => { input += chunk; });
 process.stdin.on("end", () => {
   const results = JSON.parse(input).map(([tex, displayMode]) => {
     try {
-      return { html: katex.renderToString(tex, { displayMode, throwOnError: true, strict: "error" }) };
+      const options = { displayMode, throwOnError: true, strict: "error" };
+      return { html: katex.renderToString(tex, options) };
     } catch (error) {
       return { error: error.message };
     }
@@ -79,7 +82,8 @@ def on_files(files, config):
     css.abs_src_path = str(css_path)  # mkdocs-static-i18n needs a source path for every file
     files.append(css)
     for font in sorted((dist / "fonts").glob("*.woff2")):
-        files.append(File.generated(config, f"assets/katex/fonts/{font.name}", abs_src_path=str(font)))
+        uri = f"assets/katex/fonts/{font.name}"
+        files.append(File.generated(config, uri, abs_src_path=str(font)))
     return files
 
 

@@ -1,4 +1,4 @@
-"""MkDocs hook: one search index per language, each holding the words a reader of that language types.
+"""MkDocs hook: one search index per language, holding the words a reader of that language types.
 
 What the installed packages do (mkdocs-material 9.8.2, mkdocs-static-i18n 1.3.1):
 
@@ -19,10 +19,10 @@ So after the last language is built, this hook writes one index per language at 
 language's tree (search/search_index.json, en/search/search_index.json) with lunr's support for the
 language and Material's pipeline for it, and tells each page that root (`language_root`, which
 overrides/main.html makes the page's `base`). Listings, printed output, tables, figures and formulas
-stay out of the index, and objects of the API reference keep only their summary line: the index is
-part of every page's first load. English entries get one more field, `forms`: the other forms of
-their heading's words, so that "caching", "embeddings" or "overflows" find the section whose heading
-says "cache", "embedding" or "overflow".
+stay out of the index, and objects of the API reference are indexed by name: the index is part of
+every page's first load. English entries get one more field, `forms`: the other forms of their
+heading's words, so that "caching", "embeddings" or "overflows" find the section whose heading says
+"cache", "embedding" or "overflow".
 """
 
 import json
@@ -34,17 +34,19 @@ from mkdocs.plugins import event_priority
 from mkdocs.utils import write_file
 
 # Words end at white space (U+200B: jieba's word boundaries), Chinese and ASCII punctuation, and a
-# dot not followed by a digit, so "(mask)", "mask," and "attnref.core" index the words a reader types.
-PUNCTUATION = r"\-\u3000、。，．？！；：（）“”,;:!?=()\[\]{}\"'/"  # inside [...] of a regular expression
+# dot not followed by a digit, so "(mask)", "mask," and "attnref.core" index the words a reader
+# types. PUNCTUATION goes inside [...] of a regular expression.
+PUNCTUATION = r"\-\u3000、。，．？！；：（）“”,;:!?=()\[\]{}\"'/"
 SEPARATOR = rf"[\s\u200b{PUNCTUATION}]+|\.(?!\d)|&[lg]t;|&amp;"
 # A U+200B next to a separator or a tag separates nothing: a third of them, three bytes each.
-IDLE_BREAK = re.compile(rf"\u200b(?=[\s{PUNCTUATION}<]|$)|(?<=[\s{PUNCTUATION}>])\u200b|^\u200b")
+IDLE_BREAK = re.compile(
+    rf"\u200b(?=[\s{PUNCTUATION}<]|$)|(?<=[\s{PUNCTUATION}>])\u200b|^\u200b")
 
 # Material's search plugin leaves out elements with this attribute, and then removes the attribute.
 LEFT_OUT = re.compile(r'<pre\b|<svg\b|<table\b|<(?:span|div) class="arithmatex"')
 
-# The API reference (mkdocstrings): an object is found by its name and summary line; the pages that
-# explain it are found by everything they say.
+# The API reference: each page is found by its introduction, each object (a section of the page,
+# written by mkdocstrings) by its name; the pages that explain them by everything they say.
 API_REFERENCE = "api/"
 
 STEM = snowballstemmer.stemmer("english").stemWord
@@ -75,29 +77,32 @@ def words(html: str) -> set[str]:
 
 
 def heading_forms(title: str, vocabulary: dict[str, set[str]]) -> str:
-    """The forms of a heading's words that a reader may type and the heading does not begin: the
-    words of the same stem anywhere in the language's index, and the regular forms with that stem."""
+    """The forms of a heading's words that a reader may type and the heading does not begin: words
+    of the same stem anywhere in the language's index, and the regular forms with that stem."""
     heading = words(title)
     forms = set()
     for word in heading:
         stem = STEM(word)
-        forms |= vocabulary.get(stem, set()) | {form for form in regular_forms(word) if STEM(form) == stem}
-    return " ".join(sorted(form for form in forms if not any(word.startswith(form) for word in heading)))
+        forms |= vocabulary.get(stem, set())
+        forms |= {form for form in regular_forms(word) if STEM(form) == stem}
+    typed = (form for form in forms if not any(word.startswith(form) for word in heading))
+    return " ".join(sorted(typed))
 
 
 def _languages(config) -> list[tuple[str, str]]:
     """(locale, path prefix of its tree) for each language built, the default one ("") last."""
     i18n = config.plugins["i18n"].config
     built = [lang for lang in i18n.languages if lang.build]
-    return sorted(((lang.locale, "" if lang.default else lang.link.strip("/") + "/") for lang in built),
-                  key=lambda pair: -len(pair[1]))
+    prefixes = [(lang.locale, "" if lang.default else lang.link.strip("/") + "/") for lang in built]
+    return sorted(prefixes, key=lambda pair: -len(pair[1]))
 
 
 def _pipeline(config, locale: str) -> list[str]:
     """Material's default search pipeline for a language (its partials/languages/<locale>.html)."""
     env = config.theme.get_env()
     for name in (locale, "en"):
-        value = str(env.get_template(f"partials/languages/{name}.html").module.t("search.config.pipeline"))
+        translations = env.get_template(f"partials/languages/{name}.html").module
+        value = str(translations.t("search.config.pipeline"))
         if value:
             return [step.strip() for step in value.split(",") if step.strip()]
     return []
@@ -106,9 +111,7 @@ def _pipeline(config, locale: str) -> list[str]:
 def _entry(entry: dict, prefix: str) -> dict:
     """An entry of one language's index, its location relative to the language's root."""
     location = entry["location"][len(prefix):]
-    text = entry["text"]
-    if location.startswith(API_REFERENCE):
-        text = text.split("</p>", 1)[0] + "</p>" if text.startswith("<p>") else ""
+    text = "" if location.startswith(API_REFERENCE) and "#" in location else entry["text"]
     return dict(entry, location=location, title=IDLE_BREAK.sub("", entry["title"]),
                 text=IDLE_BREAK.sub("", text))
 
@@ -131,7 +134,7 @@ def _index(config, locale: str, docs: list[dict]) -> dict:
 
 
 def on_page_content(html, page, config, files):
-    return LEFT_OUT.sub(lambda m: m.group(0) + ' data-search-exclude="not words a reader types"', html)
+    return LEFT_OUT.sub(lambda m: f'{m.group(0)} data-search-exclude="not words one types"', html)
 
 
 def on_page_context(context, page, config, nav):
@@ -140,7 +143,8 @@ def on_page_context(context, page, config, nav):
     return context
 
 
-@event_priority(-200)  # after mkdocs-static-i18n's on_post_build (-100), which writes one index for all
+# After mkdocs-static-i18n's on_post_build (-100), which writes all languages into one index.
+@event_priority(-200)
 def on_post_build(config):
     entries = config.plugins["material/search"].search_index.entries
     for locale, prefix in _languages(config):
@@ -149,4 +153,5 @@ def on_post_build(config):
         if not docs:  # mkdocs-static-i18n builds the other languages inside the default one's build
             continue
         index = json.dumps(_index(config, locale, docs), ensure_ascii=False, separators=(",", ":"))
-        write_file(index.encode("utf-8"), str(Path(config.site_dir, prefix, "search", "search_index.json")))
+        path = Path(config.site_dir, prefix, "search", "search_index.json")
+        write_file(index.encode("utf-8"), str(path))
