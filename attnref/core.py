@@ -334,7 +334,7 @@ def rope_angles(
     """Rotation angles ``m * theta^(-2i/dim)`` for positions ``m`` and channel pairs ``i``.
 
     The angles grow with the position, so they are computed in ``dtype`` (float32 by default, as
-    Hugging Face LLaMA and ESM do; Flux uses float64), never in a half-precision input dtype
+    Hugging Face LLaMA, ESM and Flux do), never in a half-precision input dtype
     where neighbouring positions would collide.
 
     Args:

@@ -46,8 +46,11 @@ def rope(pos: Tensor, dim: int, theta: int) -> Tensor:
     """Rotation matrices for positions ``pos`` on one axis, adjacent-pair convention.
 
     Pair ``i`` at position ``m`` turns by ``m * theta^(-2i/dim)``. The angles and their cos/sin
-    are computed in float64 (Flux's choice; positions of large images would lose precision in
-    float32) and the matrices returned in float32.
+    are computed in the dtype of ``pos``, as upstream does since commit 4343061 (January 2025;
+    its first release used float64): float32 for Flux's float32 position ids, float64 for float64
+    ones. Integer and half-precision positions are computed in float32 (upstream fails on the
+    former and rounds angles to half precision on the latter). The matrices are returned in
+    float32.
 
     Args:
         pos: ``(B, L)`` positions on this axis (integer or float).
@@ -64,7 +67,8 @@ def rope(pos: Tensor, dim: int, theta: int) -> Tensor:
     _checks.check_positive_int("dim", dim)
     _checks.check_even("dim", dim)
     _checks.check_positive_number("theta", theta)
-    angles_BLP = core.rope_angles(pos, dim, theta, dtype=torch.float64)
+    dtype = torch.float64 if pos.dtype == torch.float64 else torch.float32
+    angles_BLP = core.rope_angles(pos, dim, theta, dtype=dtype)
     cos_BLP, sin_BLP = angles_BLP.cos(), angles_BLP.sin()
     # Row-major [[cos, -sin], [sin, cos]]: (x0, x1) -> (cos x0 - sin x1, sin x0 + cos x1).
     rot_BLP4 = torch.stack((cos_BLP, -sin_BLP, sin_BLP, cos_BLP), dim=-1)

@@ -6,15 +6,17 @@ Transformer of the Happy-LLM book (chapter 2). Parameter and buffer names are up
 (``wq``, ``wk``, ``wv``, ``wo``, ``mask``), so the tutorial's ``state_dict`` loads strictly.
 
 Shape letters are [`attnref.core`][attnref.core]'s: B batch, L query length, S key length, H heads
-(upstream's ``n_local_heads``), D head dim (``head_dim``), E model dim. Here the input width
+(upstream's ``n_heads``), D head dim (``head_dim``), E model dim. Here the input width
 ``n_embd`` and the output width ``dim`` may differ; both default to ``dim``.
 
-Two upstream sources disagree. The code file above runs, but only for self-attention of
-sequences up to ``max_seq_len``. The listing printed in the chapter text (``docs/chapter2``,
-section 2.1, "注意力机制") does not run at all: it never stores ``is_causal``, never imports
-``math``/``F`` or defines ``ModelArgs``, and builds ``wq`` from ``args.dim`` where the code file
-uses ``args.n_embd``. attnref follows the code file (``n_embd`` in, ``dim`` out) and fixes both;
-the fixes are listed on [`MultiHeadAttention`][attnref.happy_llm.MultiHeadAttention].
+Checked against happy-llm at commit f115ef3 (May 2026). There the listing printed in the chapter
+text (``docs/chapter2``, section 2.1.6) and the code file agree on the module: both store
+``is_causal`` and build ``wq`` from ``args.n_embd``; the printed listing still uses ``math``,
+``F`` and ``ModelArgs`` without importing or defining them. Chapter versions before commit
+edbcd3a (August 2025), and the study notes copied from them, never store ``is_causal`` and build
+``wq`` from ``args.dim``. The code file runs, but only for self-attention of sequences up to
+``max_seq_len``. attnref follows the code file (``n_embd`` in, ``dim`` out); the fixes are listed
+on [`MultiHeadAttention`][attnref.happy_llm.MultiHeadAttention].
 """
 
 from __future__ import annotations
@@ -104,7 +106,8 @@ class MultiHeadAttention(nn.Module):
     load strictly, but attention itself goes through [`attnref.core.attend()`][attnref.core.attend] with
     ``is_causal=True`` (no mask is sliced or added per call).
 
-    Fixed here, first two in the chapter's printed listing only, the rest in both sources:
+    Fixed here (the first in chapter versions before August 2025 only, the second in the printed
+    listing only, the rest in every source):
 
     - ``is_causal`` is never stored, so ``forward`` fails with ``AttributeError`` on
       ``self.is_causal``: it is stored.
@@ -149,9 +152,9 @@ class MultiHeadAttention(nn.Module):
         self.max_seq_len = args.max_seq_len
         self.n_embd = args.n_embd
         # Upstream's name: heads on this device, with its model-parallel size fixed at 1.
-        self.n_local_heads = args.n_heads
+        self.n_heads = args.n_heads
         self.head_dim = args.dim // args.n_heads
-        inner = self.n_local_heads * self.head_dim
+        inner = self.n_heads * self.head_dim
         self.wq = nn.Linear(args.n_embd, inner, bias=False)
         self.wk = nn.Linear(args.n_embd, inner, bias=False)
         self.wv = nn.Linear(args.n_embd, inner, bias=False)
@@ -196,7 +199,7 @@ class MultiHeadAttention(nn.Module):
             ``(B, L, dim)``.
         """
         B, L, S = self._check_inputs(q, k, v)
-        H, D = self.n_local_heads, self.head_dim
+        H, D = self.n_heads, self.head_dim
         # Split the projection's last dim into heads, then move heads before length.
         xq_BHLD = self.wq(q).view(B, L, H, D).transpose(1, 2)
         xk_BHSD = self.wk(k).view(B, S, H, D).transpose(1, 2)

@@ -289,3 +289,24 @@ def test_docstring_tables_and_signatures_render(built_site):
     # Formatted (black): one parameter per line when the signature is long.
     assert len(re.findall(r'class="n">hidden_size<|class="n">num_heads<', signature)) == 2
     assert signature.count("\n") >= 8, "signature printed on one line: install the formatter (black)"
+
+
+def _glossary_rows(lang: str) -> list[list[str]]:
+    rows = [line.strip("|").split("|") for line in (DOCS / lang / "glossary.md").read_text().splitlines()
+            if line.startswith("|") and not line.startswith("| ---")]
+    return [[cell.strip() for cell in row] for row in rows[1:]]
+
+
+def test_glossary_has_the_same_terms_in_both_languages():
+    zh, en = _glossary_rows("zh"), _glossary_rows("en")
+    assert [(row[0], row[1]) for row in zh] == [(row[1], row[0]) for row in en]
+
+
+@pytest.mark.parametrize("page", [p for p in pages("zh") if p.name != "glossary.md"], ids=str)
+def test_chinese_pages_use_the_glossary_terms(page):
+    """The last column of the Chinese glossary lists the names the pages do not use."""
+    avoided = [term for row in _glossary_rows("zh") for term in row[4].split("、") if term]
+    assert avoided
+    text = (DOCS / "zh" / page).read_text(encoding="utf-8")
+    used = [term for term in avoided if term in text]
+    assert not used, f"zh/{page} uses {used}; see the glossary for the term to use"

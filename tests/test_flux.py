@@ -34,8 +34,11 @@ def pe_for(B=B, L=L, D=D, seed=0):
 
 
 @pytest.mark.parametrize("dim,theta", [(8, 10000), (6, 100)])
-def test_rope_closed_form(dim, theta):
-    pos = positions()
+# float32 angles of positions below 50 are good to about 50 * 2^-24 rad; float64 ones to 1e-7 after
+# the cast of the matrices to float32.
+@pytest.mark.parametrize("dtype,atol", [(torch.float32, 5e-6), (torch.float64, 1e-7)])
+def test_rope_closed_form(dim, theta, dtype, atol):
+    pos = positions().to(dtype)
     out = rope(pos, dim, theta)
     assert out.shape == (B, L, dim // 2, 2, 2) and out.dtype == torch.float32
     for b in range(B):
@@ -44,7 +47,20 @@ def test_rope_closed_form(dim, theta):
                 angle = float(pos[b, l]) * theta ** (-2 * i / dim)
                 c, s = math.cos(angle), math.sin(angle)
                 expected = torch.tensor([[c, -s], [s, c]], dtype=torch.float32)
-                torch.testing.assert_close(out[b, l, i], expected, atol=1e-7, rtol=0)
+                torch.testing.assert_close(out[b, l, i], expected, atol=atol, rtol=0)
+
+
+def test_rope_computes_in_the_dtype_of_float_positions():
+    """float32 ids (Flux's) give float32 angles, bit for bit the closed form in float32."""
+    pos = torch.tensor([[0.0, 1.0, 4095.0, 123457.0]])
+    dim, theta = 16, 10000
+    omega = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+    angles = pos[..., None] * omega
+    expected = torch.stack((angles.cos(), -angles.sin(), angles.sin(), angles.cos()), dim=-1).unflatten(-1, (2, 2))
+    assert torch.equal(rope(pos, dim, theta), expected)
+    # float64 ids keep float64 angles; at large positions the two precisions visibly differ.
+    assert not torch.equal(rope(pos.double(), dim, theta), expected)
+    assert torch.equal(rope(pos.long(), dim, theta), expected)
 
 
 def test_apply_rope_is_complex_multiplication_and_core_adjacent():

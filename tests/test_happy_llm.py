@@ -49,7 +49,7 @@ def test_state_dict_keys_and_attributes(is_causal):
     keys = {"wq.weight", "wk.weight", "wv.weight", "wo.weight"} | ({"mask"} if is_causal else set())
     assert set(module.state_dict()) == keys
     assert module.is_causal is is_causal
-    assert (module.n_local_heads, module.head_dim) == (H, D)
+    assert (module.n_heads, module.head_dim) == (H, D)
     assert all(getattr(module, n).bias is None for n in ("wq", "wk", "wv", "wo"))
 
 

@@ -22,13 +22,13 @@ def gqa_figure(lang: str, H: int = 8, G: int = 2):
         ax.scatter([xg], [0], s=900, marker="s", color=colour, alpha=0.35, edgecolors=colour, zorder=2)
         ax.text(xg, 0, f"kv{g}", ha="center", va="center", fontsize=8, zorder=3)
     ax.text(-1.2, 1, tr(lang, f"H={H} query heads", f"H={H} 个查询头"), ha="right", va="center")
-    ax.text(-1.2, 0, tr(lang, f"G={G} kv heads", f"G={G} 个键值头"), ha="right", va="center")
+    ax.text(-1.2, 0, tr(lang, f"G={G} kv heads", f"G={G} 个键/值头"), ha="right", va="center")
     ax.set_xlim(-4.5, H - 0.3)
     ax.set_ylim(-0.45, 1.45)
     ax.axis("off")
     n_rep = H // G
     ax.set_title(tr(lang, f"repeat_kv(k, n_rep={n_rep}): query head h reads kv head h // {n_rep}",
-                    f"repeat_kv(k, n_rep={n_rep})：查询头 h 读取键值头 h // {n_rep}"))
+                    f"repeat_kv(k, n_rep={n_rep})：查询头 h 读取键/值头 h // {n_rep}"))
     return fig
 
 
