@@ -34,6 +34,7 @@ QUERIES = {
         ("旋转位置编码", "/rope/"),
         ("分组查询", "/llama/"),
         ("KV 缓存", "/llama/"),
+        ("对半切分", "/rope/"),
         ("因果掩码", "/sdpa/"),
         ("填充掩码", "/sdpa/"),
         ("打包序列", "/sdpa/"),
@@ -125,6 +126,13 @@ def _search_hook():
 ])
 def test_regular_english_forms(word, forms):
     assert forms <= _search_hook().regular_forms(word)
+
+
+def test_glossary_terms_become_jieba_words():
+    markdown = (DOCS / "zh" / "glossary.md").read_text(encoding="utf-8")
+    terms = _search_hook().glossary_terms(markdown)
+    assert {"对半切分", "相邻配对", "因果掩码", "打包序列", "查询头", "旋转位置编码"} <= set(terms)
+    assert "中文" not in terms  # the header row
 
 
 def test_heading_forms_add_what_a_reader_types_and_the_heading_does_not_begin():

@@ -22,13 +22,15 @@ overrides/main.html makes the page's `base`). Listings, printed output, tables, 
 stay out of the index, and objects of the API reference are indexed by name: the index is part of
 every page's first load. English entries get one more field, `forms`: the other forms of their
 heading's words, so that "caching", "embeddings" or "overflows" find the section whose heading says
-"cache", "embedding" or "overflow".
+"cache", "embedding" or "overflow". Chinese is cut with the glossary's terms in jieba's dictionary,
+so that 对半切分 is one word wherever it is written.
 """
 
 import json
 from pathlib import Path
 import re
 
+import jieba
 import snowballstemmer
 from mkdocs.plugins import event_priority
 from mkdocs.utils import write_file
@@ -41,6 +43,12 @@ SEPARATOR = rf"[\s\u200b{PUNCTUATION}]+|\.(?!\d)|&[lg]t;|&amp;"
 # A U+200B next to a separator or a tag separates nothing: a third of them, three bytes each.
 IDLE_BREAK = re.compile(
     rf"\u200b(?=[\s{PUNCTUATION}<]|$)|(?<=[\s{PUNCTUATION}>])\u200b|^\u200b")
+
+# jieba cuts a term differently from one sentence to the next (对半|切分, 对|半|切分), and
+# a query matches one cut only: the glossary's Chinese terms go into jieba's dictionary, so
+# that each is cut as one word everywhere.
+GLOSSARY = Path("zh", "glossary.md")
+HAN = re.compile(r"[\u4e00-\u9fff]{2,}")
 
 # Material's search plugin leaves out elements with this attribute, and then removes the attribute.
 LEFT_OUT = re.compile(r'<pre\b|<svg\b|<table\b|<(?:span|div) class="arithmatex"')
@@ -89,6 +97,18 @@ def heading_forms(title: str, vocabulary: dict[str, set[str]]) -> str:
     return " ".join(sorted(typed))
 
 
+def glossary_terms(markdown: str) -> list[str]:
+    """The Chinese terms in the first column of the glossary's table, below its header row:
+    "查询头、键/值头" gives 查询头 (jieba keeps no "/" in a word),
+    "旋转位置编码（RoPE）" gives 旋转位置编码."""
+    rows = [line for line in markdown.splitlines() if line.startswith("|")][2:]
+    terms = []
+    for row in rows:
+        names = re.sub(r"（[^）]*）", "", row.split("|")[1])
+        terms += [name.strip() for name in re.split(r"、|，| / ", names)]
+    return [term for term in terms if HAN.fullmatch(term)]
+
+
 def _languages(config) -> list[tuple[str, str]]:
     """(locale, path prefix of its tree) for each language built, the default one ("") last."""
     i18n = config.plugins["i18n"].config
@@ -131,6 +151,11 @@ def _index(config, locale: str, docs: list[dict]) -> dict:
     settings = {"lang": [locale], "separator": SEPARATOR, "pipeline": _pipeline(config, locale),
                 "fields": fields}
     return {"config": settings, "docs": docs}
+
+
+def on_config(config):
+    for term in glossary_terms(Path(config.docs_dir, GLOSSARY).read_text(encoding="utf-8")):
+        jieba.add_word(term)
 
 
 def on_page_content(html, page, config, files):
