@@ -42,7 +42,6 @@ QUERIES = {
         ("数值误差", "/numerics/"),
         ("容差", "/numerics/"),
         ("溢出", "/pitfalls/"),
-        ("注意力权重", "/sdpa/"),
     ],
 }
 HOME = {"zh": "/", "en": "/en/"}
