@@ -8,7 +8,9 @@ Every mapping goes through one neutral form, a dict with separate projections:
 ``from_<layout>(state_dict)`` reads a module's ``state_dict`` into that form and
 ``to_<layout>(separate)`` writes it back out as a ``state_dict`` that the module loads with
 ``load_state_dict(..., strict=True)``. A target that has no place for a bias present in the source
-raises ``ValueError`` instead of dropping it; a target that needs a bias the source lacks gets zeros.
+raises ``ValueError`` instead of dropping it. Only a target that cannot do without a bias the source
+lacks (the ``proj`` of ``fused_qkv``) gets zeros; ``llama`` takes each projection's bias or its
+absence as it is.
 
 Layouts:
 
@@ -21,7 +23,8 @@ Layouts:
 - ``happy_llm``: [`attnref.happy_llm.MultiHeadAttention`][attnref.happy_llm.MultiHeadAttention] (``wq``,
   ``wk``, ``wv``, ``wo``).
 - ``llama``: [`attnref.llama.LlamaAttention`][attnref.llama.LlamaAttention] and transformers'
-  ``LlamaAttention`` (``q_proj``, ``k_proj``, ``v_proj``, ``o_proj``).
+  ``LlamaAttention`` (``q_proj``, ``k_proj``, ``v_proj``, ``o_proj``), with the biases a checkpoint
+  has: all four, none, or q/k/v only (Qwen2's ``Qwen2Attention``).
 - ``esm``: [`attnref.esm.MultiHeadAttention`][attnref.esm.MultiHeadAttention], ``layernorm_qkv`` =
   LayerNorm then one Linear
   with rows ``[q; k; v]``. Its LayerNorms (``layernorm_qkv.0``, ``q_ln``, ``k_ln``) have no
@@ -244,25 +247,31 @@ def from_llama(state_dict: dict[str, Tensor]) -> Separate:
 
     Args:
         state_dict: with ``q_proj.weight`` ``(H*D, E)``, ``k_proj.weight``/``v_proj.weight``
-            ``(G*D, E)``, ``o_proj.weight`` ``(E, H*D)`` and biases when ``bias=True``.
+            ``(G*D, E)``, ``o_proj.weight`` ``(E, H*D)`` and the biases the checkpoint has (all four,
+            none, or q/k/v as in Qwen2).
 
     Returns:
-        The separate form.
+        The separate form, with exactly those biases.
     """
     return _renamed(state_dict, _LLAMA)
 
 
 def to_llama(separate: Separate) -> dict[str, Tensor]:
-    """Write LLaMA weights; ``bias=True`` in LLaMA means biases on all four projections.
+    """Write LLaMA weights with exactly the biases that ``separate`` holds.
+
+    Checkpoints differ: transformers' Llama has biases on all four projections or none
+    (``attention_bias``), Qwen2 on ``q_proj``, ``k_proj`` and ``v_proj`` only. Nothing is added or
+    dropped, so the result loads strictly into the module with that layout:
+    ``LlamaAttention(..., bias=("q_proj", "k_proj", "v_proj"))`` for Qwen2
+    (see [`attnref.llama.LlamaAttention`][attnref.llama.LlamaAttention]).
 
     Args:
-        separate: the separate form (GQA allowed).
+        separate: the separate form (GQA allowed), with any subset of the four biases.
 
     Returns:
-        ``{q,k,v,o}_proj.weight`` and, with biases, ``{q,k,v,o}_proj.bias``.
+        ``{q,k,v,o}_proj.weight`` and ``{name}_proj.bias`` for each bias in ``separate``.
     """
     _check_separate(separate)
-    _all_or_no_bias(separate, _PROJECTIONS, "LlamaAttention")
     return _renamed(separate, {theirs: ours for ours, theirs in _LLAMA.items()})
 
 

@@ -29,6 +29,8 @@ for such a row (weights and output) with finite gradients, as PyTorch's own
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -46,6 +48,8 @@ __all__ = [
     "bool_to_additive",
     "additive_to_bool",
     "rope_angles",
+    "ROPE_TYPES",
+    "rope_inv_freq",
     "rotate_half",
     "apply_rope_half_split",
     "apply_rope_adjacent",
@@ -352,8 +356,178 @@ def rope_angles(
     _checks.check_even("dim", dim)
     if dtype not in (torch.float32, torch.float64):
         _checks.fail("dtype", "torch.float32 or torch.float64", dtype, TypeError)
-    inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=dtype, device=positions.device) / dim))
+    inv_freq = 1.0 / (theta ** _pair_exponents(dim, dtype, positions.device))
     return (positions.to(dtype) / scaling_factor)[..., None] * inv_freq
+
+
+def _pair_exponents(dim: int, dtype: torch.dtype, device: torch.device | str | None) -> Tensor:
+    # 2i / dim for pairs i = 0 .. dim/2 - 1: frequency i is theta ** -(2i / dim).
+    return torch.arange(0, dim, 2, dtype=dtype, device=device) / dim
+
+
+ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "longrope", "llama3")
+"""The ``rope_type`` values of transformers' ``rope_parameters`` that
+[`rope_inv_freq()`][attnref.core.rope_inv_freq] computes."""
+
+
+def _yarn_mscale(scale: float, mscale: float = 1.0) -> float:
+    # YaRN's attention temperature, 0.1 * mscale * ln(scale) + 1 (Eq. 21 of the YaRN paper).
+    return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
+
+
+def rope_inv_freq(
+    rope_parameters: dict | None,
+    dim: int,
+    *,
+    max_position_embeddings: int | None = None,
+    seq_len: int | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[Tensor, float]:
+    """Frequencies of the rotary pairs for a transformers ``rope_parameters`` dict, with RoPE scaling.
+
+    A checkpoint's config says how its RoPE was stretched beyond the context it was trained on; this
+    function turns that dict into the frequency ``inv_freq[i]`` of each channel pair (the angle of
+    pair ``i`` at position ``m`` is ``m * inv_freq[i]``) and the factor that multiplies cos and sin.
+    With ``theta`` = ``rope_theta``, ``f`` = ``factor``, ``L0`` = ``original_max_position_embeddings``
+    and ``base_i = theta^(-2i/dim)``:
+
+    - ``"default"``: ``base_i``.
+    - ``"linear"`` (position interpolation): ``base_i / f``, every pair slowed down alike.
+    - ``"dynamic"`` (dynamic NTK): ``theta`` grows to
+      ``theta * (f * s / M - (f - 1))^(dim / (dim - 2))`` once the sequence length ``s`` exceeds
+      ``M`` = ``max_position_embeddings``; ``base_i`` up to ``M``.
+    - ``"yarn"``: pairs that turn more than ``beta_fast`` (32) times within ``L0`` keep ``base_i``,
+      pairs that turn fewer than ``beta_slow`` (1) times get ``base_i / f``, a linear ramp in ``i``
+      between; cos and sin are multiplied by ``attention_factor``, default ``0.1 ln f + 1``.
+    - ``"longrope"``: ``base_i / short_factor[i]``, or ``base_i / long_factor[i]`` once the sequence
+      is longer than ``L0``; cos and sin are multiplied by ``attention_factor``, default
+      ``sqrt(1 + ln f / ln L0)``.
+    - ``"llama3"``: wavelengths ``2 pi / base_i`` shorter than ``L0 / high_freq_factor`` keep
+      ``base_i``, longer than ``L0 / low_freq_factor`` get ``base_i / f``, and a smooth blend of
+      the two lies between.
+
+    Each type computes exactly what its init function in transformers'
+    ``src/transformers/modeling_rope_utils.py`` (``ROPE_INIT_FUNCTIONS``) computes, in the same
+    float32 operations (checked against transformers 5.25.0). As there, a missing
+    ``original_max_position_embeddings`` falls back to ``max_position_embeddings``, and a yarn or
+    longrope ``factor`` of ``None`` to ``max_position_embeddings / original_max_position_embeddings``.
+
+    Args:
+        rope_parameters: transformers' dict, as in a checkpoint's ``config.json``:
+            ``rope_type`` (default ``"default"``; the legacy key ``type`` is read too),
+            ``rope_theta`` (default 10000.0) and the fields of that type (``factor``,
+            ``original_max_position_embeddings``, ``attention_factor``, ``beta_fast``,
+            ``beta_slow``, ``mscale``, ``mscale_all_dim``, ``truncate``, ``short_factor``,
+            ``long_factor``, ``low_freq_factor``, ``high_freq_factor``). ``None`` is ``{}``.
+        dim: rotated head dim D, even.
+        max_position_embeddings: the config's context length; ``"dynamic"`` requires it.
+        seq_len: length of the sequence being processed (largest position + 1), for the types that
+            depend on it (``"dynamic"``, ``"longrope"``); ``None`` gives what a model starts with.
+        device: where to build ``inv_freq``.
+
+    Returns:
+        ``(inv_freq, attention_scaling)``: ``(dim / 2,)`` float32 frequencies, and the float that
+        multiplies cos and sin (1.0 except for yarn and longrope).
+    """
+    if rope_parameters is None:
+        rope_parameters = {}
+    if not isinstance(rope_parameters, dict):
+        _checks.fail("rope_parameters", "a dict (a config's rope_parameters) or None",
+                     type(rope_parameters).__name__, TypeError)
+    _checks.check_positive_int("dim", dim)
+    _checks.check_even("dim", dim)
+    if max_position_embeddings is not None:
+        _checks.check_positive_int("max_position_embeddings", max_position_embeddings)
+    if seq_len is not None:
+        _checks.check_positive_int("seq_len", seq_len)
+    rope_type = rope_parameters.get("rope_type", rope_parameters.get("type", "default"))
+    if rope_type not in ROPE_TYPES:
+        _checks.fail("rope_parameters", f"a rope_type in {ROPE_TYPES}", f"rope_type {rope_type!r}")
+    if rope_parameters.get("partial_rotary_factor", 1.0) != 1.0:
+        _checks.fail("rope_parameters", "partial_rotary_factor 1.0 (RoPE on the whole head)",
+                     rope_parameters["partial_rotary_factor"])
+
+    def field(name: str, fallback: object = None) -> object:
+        value = rope_parameters.get(name)
+        if value is None:
+            value = fallback
+        if value is None:
+            _checks.fail("rope_parameters", f"a value for {name!r} (rope_type {rope_type!r})",
+                         f"keys {sorted(rope_parameters)}")
+        return value
+
+    def context_length() -> int:
+        if max_position_embeddings is None:
+            _checks.fail("max_position_embeddings", f"the config's context length (rope_type {rope_type!r} needs it)",
+                         None)
+        return max_position_embeddings
+
+    theta = rope_parameters.get("rope_theta", 10000.0)
+    theta = float(_checks.check_positive_number("rope_parameters['rope_theta']", theta))
+    exponents_P = _pair_exponents(dim, torch.float32, device)
+    inv_freq_P = 1.0 / (theta ** exponents_P)
+    if rope_type == "default":
+        return inv_freq_P, 1.0
+    if rope_type == "linear":
+        return inv_freq_P / field("factor"), 1.0
+    if rope_type == "dynamic":
+        factor, M = field("factor"), context_length()
+        # transformers updates this from position_ids, so the arithmetic runs in float32 tensors.
+        s = torch.tensor(max(M if seq_len is None else seq_len, M), device=device)
+        grown = theta * ((factor * s / M) - (factor - 1)) ** (dim / (dim - 2))
+        return 1.0 / (grown ** exponents_P), 1.0
+
+    L0 = field("original_max_position_embeddings", max_position_embeddings)
+    if rope_type == "llama3":
+        factor = field("factor")
+        low, high = field("low_freq_factor"), field("high_freq_factor")
+        wavelen_P = 2 * math.pi / inv_freq_P
+        # Long wavelengths (slow pairs) are interpolated, short ones kept, the middle blended.
+        slowed_P = torch.where(wavelen_P > L0 / low, inv_freq_P / factor, inv_freq_P)
+        smooth_P = (L0 / wavelen_P - low) / (high - low)
+        blended_P = (1 - smooth_P) * slowed_P / factor + smooth_P * slowed_P
+        middle_P = ~(wavelen_P < L0 / high) & ~(wavelen_P > L0 / low)
+        return torch.where(middle_P, blended_P, slowed_P), 1.0
+
+    factor = rope_parameters.get("factor")
+    if factor is None:
+        factor = context_length() / L0
+    if rope_type == "longrope":
+        attention_factor = rope_parameters.get("attention_factor")
+        if attention_factor is None:
+            attention_factor = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(L0))
+        name = "long_factor" if seq_len is not None and seq_len > L0 else "short_factor"
+        rescale = field(name)
+        if len(rescale) != dim // 2:
+            _checks.fail("rope_parameters", f"{name} of length dim / 2 = {dim // 2}", f"length {len(rescale)}")
+        rescale_P = torch.tensor(rescale, dtype=torch.float32, device=device)
+        return 1.0 / (rescale_P * theta**exponents_P), attention_factor
+
+    # yarn
+    attention_factor = rope_parameters.get("attention_factor")
+    if attention_factor is None:
+        mscale, mscale_all_dim = rope_parameters.get("mscale"), rope_parameters.get("mscale_all_dim")
+        if mscale and mscale_all_dim:
+            attention_factor = float(_yarn_mscale(factor, mscale) / _yarn_mscale(factor, mscale_all_dim))
+        else:
+            attention_factor = _yarn_mscale(factor)
+    beta_fast = rope_parameters.get("beta_fast") or 32
+    beta_slow = rope_parameters.get("beta_slow") or 1
+
+    def pair_turning(rotations: float) -> float:
+        # The (fractional) pair index that turns `rotations` times within the original context.
+        return dim * math.log(L0 / (rotations * 2 * math.pi)) / (2 * math.log(theta))
+
+    low, high = pair_turning(beta_fast), pair_turning(beta_slow)
+    if rope_parameters.get("truncate", True):
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    if low == high:
+        high += 0.001  # as transformers: no division by zero
+    ramp_P = ((torch.arange(dim // 2, dtype=torch.float32, device=device) - low) / (high - low)).clamp(0, 1)
+    keep_P = 1 - ramp_P  # 1: keep the frequency (fast pairs), 0: divide it by factor (slow pairs)
+    denominator_P = theta**exponents_P  # the unscaled frequency is 1 / denominator_P
+    return (1.0 / (factor * denominator_P)) * (1 - keep_P) + (1.0 / denominator_P) * keep_P, attention_factor
 
 
 def rotate_half(x: Tensor) -> Tensor:

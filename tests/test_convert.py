@@ -7,6 +7,8 @@ chapter 3 class; Meta-style (adjacent-pair) RoPE == Hugging Face style after the
 import pytest
 import torch
 from torch import nn
+from transformers import Qwen2Config
+from transformers.models.qwen2 import modeling_qwen2
 
 from attnref import convert, core
 from attnref.esm import MultiHeadAttention as EsmMHA
@@ -114,13 +116,12 @@ def test_meta_rope_equals_hugging_face_rope_after_permutation(n_heads, n_kv_head
     assert (wrong(x) - meta_out).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("layout", ["fused_qkv", "mha", "happy_llm", "llama", "esm"])
-def test_round_trips_are_exact(layout):
+@pytest.mark.parametrize("layout,biases", [("fused_qkv", "qkvo"), ("mha", "qkvo"), ("happy_llm", ""),
+                                           ("llama", "qkvo"), ("llama", "qkv"), ("llama", ""), ("esm", "qkvo")])
+def test_round_trips_are_exact(layout, biases):
     torch.manual_seed(3)
-    bias = layout not in ("happy_llm",)
     separate = {f"{p}.weight": torch.randn(E, E) for p in "qkvo"}
-    if bias:
-        separate.update({f"{p}.bias": torch.randn(E) for p in "qkvo"})
+    separate.update({f"{p}.bias": torch.randn(E) for p in biases})
     to, from_ = getattr(convert, f"to_{layout}"), getattr(convert, f"from_{layout}")
     back = from_(to(separate))
     assert back.keys() == separate.keys()
@@ -141,6 +142,22 @@ def test_converters_load_into_the_real_modules_strictly():
         if layout == "esm":  # LayerNorm parameters are not projections: to_esm sets identity ones
             rebuilt.update({k: v for k, v in module.state_dict().items() if "ln" in k or "layernorm_qkv.0" in k})
         module.load_state_dict(rebuilt, strict=True)
+
+
+def test_qwen2_bias_layout_passes_through_unchanged():
+    """q/k/v biases and no o_proj bias: nothing invented, nothing dropped, strict loads both ways."""
+    torch.manual_seed(5)
+    config = Qwen2Config(hidden_size=E, num_attention_heads=H, num_key_value_heads=2)
+    qwen = modeling_qwen2.Qwen2Attention(config, layer_idx=0)
+    separate = convert.from_llama(qwen.state_dict())
+    assert sorted(k for k in separate if k.endswith("bias")) == ["k.bias", "q.bias", "v.bias"]
+    weights = convert.to_llama(separate)
+    assert weights.keys() == qwen.state_dict().keys()
+    ours = LlamaAttention(E, H, 2, bias=("q_proj", "k_proj", "v_proj"))
+    ours.load_state_dict(weights, strict=True)
+    for key, value in qwen.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value)
+    qwen.load_state_dict(convert.to_llama(convert.from_llama(ours.state_dict())), strict=True)
 
 
 def test_missing_places_for_biases_are_refused_not_dropped():

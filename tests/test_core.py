@@ -5,6 +5,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from transformers import LlamaConfig
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
 from attnref import core
 
@@ -336,6 +339,90 @@ def test_row_permutation_on_one_head_of_four_channels():
         core.adjacent_to_half_split(w, 3)
     with pytest.raises(ValueError, match=r"head dim w.shape\[0\] // n_heads: expected an even number.*got 3"):
         core.adjacent_to_half_split(torch.zeros(6, 2), 2)
+
+
+# -- RoPE scaling: rope_inv_freq against transformers' own init functions (transformers 5.25.0) -------
+
+LONG = [1.0 + 0.5 * i for i in range(8)]
+SHORT = [1.0 + 0.05 * i for i in range(8)]
+INV_FREQ_CASES = {
+    "default": {"rope_type": "default"},
+    "linear": {"rope_type": "linear", "factor": 4.0},
+    "dynamic": {"rope_type": "dynamic", "factor": 3.0},
+    "yarn": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32},
+    "yarn-options": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64, "attention_factor": 0.9,
+                     "beta_fast": 8, "beta_slow": 2, "truncate": False},
+    "yarn-mscale": {"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 64,
+                    "mscale": 0.707, "mscale_all_dim": 1.0},
+    "yarn-factor-from-lengths": {"rope_type": "yarn", "factor": None, "original_max_position_embeddings": 32},
+    "longrope": {"rope_type": "longrope", "factor": 2.0, "original_max_position_embeddings": 64,
+                 "short_factor": SHORT, "long_factor": LONG},
+    "longrope-factor-from-lengths": {"rope_type": "longrope", "original_max_position_embeddings": 32,
+                                     "short_factor": SHORT, "long_factor": LONG},
+    "llama3": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 64},
+    "llama3-original-from-config": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                    "high_freq_factor": 4.0},
+    "legacy-type-key": {"type": "linear", "factor": 2.0},
+}
+
+
+@pytest.mark.parametrize("theta", [10000.0, 500000.0])
+@pytest.mark.parametrize("name", INV_FREQ_CASES)
+def test_rope_inv_freq_equals_transformers(name, theta):
+    """Bit for bit, at model init and for sequences inside, across and past the original context
+    (original_max_position_embeddings 32 or 64, max_position_embeddings 128)."""
+    params = dict(INV_FREQ_CASES[name], rope_theta=theta)
+    config = LlamaConfig(hidden_size=64, num_attention_heads=4, max_position_embeddings=128, rope_parameters=dict(params))
+    rope_type = config.rope_parameters["rope_type"]
+    for seq_len in (None, 20, 100, 300):
+        if rope_type == "default":
+            expected, expected_scaling = LlamaRotaryEmbedding.compute_default_rope_parameters(config)
+        else:  # as LlamaRotaryEmbedding calls it: at init without seq_len, in the forward with a tensor
+            seen = None if seq_len is None else torch.tensor(seq_len)
+            expected, expected_scaling = ROPE_INIT_FUNCTIONS[rope_type](config, None, seq_len=seen)
+        inv_freq, scaling = core.rope_inv_freq(params, 16, max_position_embeddings=128, seq_len=seq_len)
+        assert inv_freq.dtype == torch.float32 and inv_freq.shape == (8,)
+        assert torch.equal(inv_freq, expected), seq_len
+        assert scaling == expected_scaling, seq_len
+
+
+def test_rope_inv_freq_depends_on_the_sequence_only_where_transformers_does():
+    def inv(name, seq_len):
+        return core.rope_inv_freq(INV_FREQ_CASES[name], 16, max_position_embeddings=128, seq_len=seq_len)[0]
+
+    default = core.rope_angles(torch.ones(()), 16)
+    assert torch.equal(inv("default", None), default)
+    assert torch.equal(inv("dynamic", 128), default)  # up to max_position_embeddings: plain RoPE
+    assert (inv("dynamic", 300)[1:] < default[1:]).all()  # past it: the base grows, every pair but 0 slows
+    assert torch.equal(inv("longrope", 64), inv("longrope", None))
+    assert not torch.equal(inv("longrope", 65), inv("longrope", None))  # long_factor past the original context
+    for name in ("linear", "yarn", "llama3"):
+        assert torch.equal(inv(name, 20), inv(name, 300))
+
+
+@pytest.mark.parametrize(
+    "params,kwargs,error,match",
+    [
+        ({"rope_type": "ntk"}, {}, ValueError, r"rope_parameters: expected a rope_type in \(.*'llama3'\), got rope_type 'ntk'"),
+        ({"rope_type": "yarn"}, {}, ValueError,
+         r"rope_parameters: expected a value for 'original_max_position_embeddings' \(rope_type 'yarn'\), got keys \['rope_type'\]"),
+        ({"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 64}, {}, ValueError,
+         r"rope_parameters: expected a value for 'low_freq_factor'"),
+        ({"rope_type": "dynamic", "factor": 2.0}, {}, ValueError,
+         r"max_position_embeddings: expected the config's context length \(rope_type 'dynamic' needs it\), got None"),
+        ({"rope_type": "longrope", "original_max_position_embeddings": 64, "factor": 2.0, "short_factor": [1.0] * 3,
+          "long_factor": LONG}, {}, ValueError, r"rope_parameters: expected short_factor of length dim / 2 = 8, got length 3"),
+        ({"rope_type": "linear", "factor": 2.0, "partial_rotary_factor": 0.5}, {}, ValueError,
+         r"rope_parameters: expected partial_rotary_factor 1.0 .*got 0.5"),
+        ({"rope_theta": -1.0}, {}, ValueError, r"rope_parameters\['rope_theta'\]: expected a positive number, got -1.0"),
+        ("linear", {}, TypeError, r"rope_parameters: expected a dict .*got str"),
+        ({}, {"seq_len": 0}, ValueError, r"seq_len: expected a positive int, got 0"),
+    ],
+)
+def test_rope_inv_freq_errors(params, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        core.rope_inv_freq(params, 16, **kwargs)
 
 
 # -- repeat_kv --------------------------------------------------------------------------------

@@ -16,7 +16,12 @@ from conftest import DOCS, LANGS, pages
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<ticks>`{3,}|~{3,})(?P<info>[^\n`]*)$", re.M)
 PY_NAMES = {"py", "python", "python3", "pycon", "ipython", "py3"}
 CONT = "<!--pytest-codeblocks:cont-->"
-MODULES = ["core", "esm", "flux", "llama", "happy_llm", "fused_qkv", "convert", "bench"]
+MODULES = ["core", "esm", "flux", "llama", "happy_llm", "fused_qkv", "convert", "bench", "integrations.transformers"]
+
+
+def api_page(name: str):
+    """The API page of attnref.<name>; a subpackage's modules share its page (api/integrations.md)."""
+    return __import__("pathlib").Path(f"api/{name.split('.')[0]}.md")
 
 
 def fences(text: str):
@@ -141,7 +146,7 @@ def test_every_public_object_is_exported_and_documented(built_site, name):
     public = getattr(module, "__all__", None)
     assert public, f"attnref.{name} has no __all__"
     for lang in LANGS:
-        ids = _html(built_site, lang, __import__("pathlib").Path(f"api/{name}.md")).ids
+        ids = _html(built_site, lang, api_page(name)).ids
         for obj in public:
             assert getattr(module, obj).__doc__, f"attnref.{name}.{obj} has no docstring"
             assert f"attnref.{name}.{obj}" in ids, f"{lang} API page lacks attnref.{name}.{obj}"
@@ -262,7 +267,7 @@ API_LABELS = {"en": ("Parameters:", "Returns:"), "zh": ("参数：", "返回："
 @pytest.mark.parametrize("lang", LANGS)
 @pytest.mark.parametrize("name", MODULES)
 def test_api_pages_speak_the_page_language(built_site, lang, name):
-    html = _page_html(built_site, lang, __import__("pathlib").Path(f"api/{name}.md"))
+    html = _page_html(built_site, lang, api_page(name))
     titles = re.findall(r'<span class="doc-section-title">([^<]*)</span>', html)
     assert titles, f"{lang} api/{name}: no docstring sections rendered"
     other = "zh" if lang == "en" else "en"

@@ -2,8 +2,12 @@
 
 import pytest
 import torch
-from transformers import LlamaConfig
+from transformers import LlamaConfig, MistralConfig, Qwen2Config
+from transformers.cache_utils import DynamicCache
+from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 from transformers.models.llama import modeling_llama as hf
+from transformers.models.mistral import modeling_mistral
+from transformers.models.qwen2 import modeling_qwen2
 
 from attnref import core
 from attnref.llama import KVCache, LlamaAttention, SimpleLlamaAttention
@@ -266,6 +270,170 @@ def test_dropout_determinism():
         d.train()
 
 
+# -- RoPE scaling (checked against transformers 5.25.0) ---------------------------------------------
+
+ORIGINAL, MAX_POS = 64, 128  # original_max_position_embeddings, max_position_embeddings
+SCALINGS = {
+    "linear": {"rope_type": "linear", "factor": 4.0},
+    "dynamic": {"rope_type": "dynamic", "factor": 3.0},
+    "yarn": {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": ORIGINAL},
+    "yarn-mscale": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": ORIGINAL,
+                    "beta_fast": 16, "beta_slow": 2, "mscale": 0.707, "mscale_all_dim": 1.0, "truncate": False},
+    "longrope": {"rope_type": "longrope", "factor": 2.0, "original_max_position_embeddings": ORIGINAL,
+                 "short_factor": [1.0 + 0.05 * i for i in range(8)], "long_factor": [1.0 + 0.5 * i for i in range(8)]},
+    "llama3": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": ORIGINAL},
+}
+
+
+def scaled_pair(rope_parameters, impl="sdpa"):
+    """attnref and transformers LLaMA attention (E=64, H=4, G=2, D=16) with one RoPE scaling."""
+    ours = LlamaAttention(64, 4, 2, rope_parameters=rope_parameters, max_position_embeddings=MAX_POS).eval()
+    config = LlamaConfig(hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=MAX_POS, rope_parameters=dict(rope_parameters, rope_theta=10000.0))
+    config._attn_implementation = impl
+    theirs = hf.LlamaAttention(config, layer_idx=0).eval()
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    return ours, theirs, hf.LlamaRotaryEmbedding(config)
+
+
+def hf_step(theirs, rope, x, position_ids, cache=None, sliding=False):
+    """One forward of a transformers attention layer, with the mask its model would build."""
+    make_mask = create_sliding_window_causal_mask if sliding else create_causal_mask
+    mask = make_mask(config=theirs.config, inputs_embeds=x, attention_mask=None, cache=cache)
+    out, _ = theirs(x, position_embeddings=rope(x, position_ids), attention_mask=mask, cache=cache)
+    return out
+
+
+@pytest.mark.parametrize("name", SCALINGS)
+def test_rope_scaling_matches_transformers_past_the_original_context(name):
+    torch.manual_seed(11)
+    ours, theirs, rope = scaled_pair(SCALINGS[name])
+    x = torch.randn(2, 24, 64)
+    with torch.no_grad():
+        # Positions before, across and past original_max_position_embeddings (and max_position_embeddings).
+        for start in (0, ORIGINAL - 8, MAX_POS + 20):
+            pos = torch.arange(start, start + 24)[None].expand(2, 24)
+            expected = hf_step(theirs, rope, x, pos)
+            assert torch.allclose(ours(x, position_ids=pos), expected, atol=HF_ATOL), start
+            # The same cos/sin handed over in transformers' layout.
+            assert torch.allclose(ours(x, position_embeddings=rope(x, pos)), expected, atol=HF_ATOL), start
+    assert ours.attention_scaling == rope.attention_scaling
+    assert (ours.attention_scaling != 1.0) == name.startswith(("yarn", "longrope"))
+
+
+@pytest.mark.parametrize("name", SCALINGS)
+def test_rope_scaling_with_a_cache_across_the_original_context(name):
+    """Prefill, decode past original_max_position_embeddings, then a chunk past max_position_embeddings:
+    "dynamic" regrows and "longrope" switches factors on the way, as transformers does."""
+    torch.manual_seed(12)
+    ours, theirs, rope = scaled_pair(SCALINGS[name])
+    x = torch.randn(1, 140, 64)
+    ours_cache, their_cache = KVCache(), DynamicCache()
+    steps = [(0, 60)] + [(t, t + 1) for t in range(60, 68)] + [(68, 140)]
+    with torch.no_grad():
+        for a, b in steps:
+            expected = hf_step(theirs, rope, x[:, a:b], torch.arange(a, b)[None], their_cache)
+            assert torch.allclose(ours(x[:, a:b], kv_cache=ours_cache), expected, atol=HF_ATOL), (a, b)
+
+
+def test_dynamic_ntk_updates_like_transformers():
+    """Grows past max_position_embeddings, keeps the grown frequencies for shorter sequences still
+    past it, and resets below it: the state machine of transformers' dynamic_rope_update."""
+    torch.manual_seed(13)
+    ours, theirs, rope = scaled_pair(SCALINGS["dynamic"])
+    original = ours._inv_freq
+    x = torch.randn(1, 150, 64)
+    with torch.no_grad():
+        for L in (20, 140, 135, 150, 60, 10, 129):
+            pos = torch.arange(L)[None]
+            assert torch.allclose(ours(x[:, :L]), hf_step(theirs, rope, x[:, :L], pos), atol=HF_ATOL), L
+            assert torch.equal(ours._inv_freq, rope.inv_freq), L
+            assert ours._max_seq_len_cached == rope.max_seq_len_cached, L
+            if L == 135:  # still the frequencies grown for 140
+                assert not torch.equal(ours._inv_freq, original)
+            if L == 60:  # back to the original ones
+                assert torch.equal(ours._inv_freq, original)
+
+
+def test_rope_theta_argument_and_rope_parameters():
+    assert LlamaAttention(16, 2, rope_theta=500.0).rope_parameters == {"rope_type": "default", "rope_theta": 500.0}
+    # The dict's rope_theta wins, as a config's rope_parameters wins over its rope_theta.
+    m = LlamaAttention(16, 2, rope_theta=500.0, rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 1e6})
+    assert m.rope_theta == 1e6
+    assert torch.allclose(m._inv_freq, core.rope_angles(torch.ones(()), 8, 1e6) / 2.0)
+
+
+# -- per-projection biases and sliding windows ------------------------------------------------------
+
+
+def test_qwen2_layout_loads_strictly_both_ways():
+    torch.manual_seed(14)
+    config = Qwen2Config(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    config._attn_implementation = "sdpa"
+    theirs = modeling_qwen2.Qwen2Attention(config, layer_idx=0).eval()
+    rope = modeling_qwen2.Qwen2RotaryEmbedding(config)
+    ours = LlamaAttention(64, 4, 2, rope_theta=config.rope_parameters["rope_theta"],
+                          bias=("q_proj", "k_proj", "v_proj")).eval()
+    assert ours.o_proj.bias is None and ours.q_proj.bias is not None
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    theirs.load_state_dict(LlamaAttention(64, 4, 2, bias={"q_proj", "k_proj", "v_proj"}).state_dict(), strict=True)
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(2, 9, 64)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), hf_step(theirs, rope, x, torch.arange(9)[None].expand(2, 9)), atol=HF_ATOL)
+    # The Llama switch (all four) and none do not load a Qwen2 checkpoint.
+    for bias in (True, False):
+        with pytest.raises(RuntimeError):
+            LlamaAttention(64, 4, 2, bias=bias).load_state_dict(theirs.state_dict(), strict=True)
+
+
+@pytest.mark.parametrize("impl", core.IMPLEMENTATIONS)
+def test_sliding_window_matches_mistral_prefill_and_cached_decoding(impl):
+    torch.manual_seed(15)
+    window = 4
+    config = MistralConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=2, sliding_window=window,
+                           max_position_embeddings=64, num_hidden_layers=1)
+    config._attn_implementation = "sdpa"
+    theirs = modeling_mistral.MistralAttention(config, layer_idx=0).eval()
+    rope = modeling_mistral.MistralRotaryEmbedding(config)
+    ours = LlamaAttention(32, 4, 2, rope_theta=config.rope_parameters["rope_theta"], sliding_window=window).eval()
+    ours.attn_implementation = impl
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(2, 16, 32)
+    with torch.no_grad():
+        # Prefill longer than the window.
+        full = ours(x)
+        assert torch.allclose(full, hf_step(theirs, rope, x, torch.arange(16)[None], sliding=True), atol=HF_ATOL)
+        # Prefill 7, decode 4 one at a time, then a chunk of 5: transformers' sliding cache drops old keys,
+        # attnref's KVCache keeps them under the mask.
+        ours_cache, their_cache = KVCache(), DynamicCache(config=config)
+        outs = []
+        for a, b in [(0, 7), (7, 8), (8, 9), (9, 10), (10, 11), (11, 16)]:
+            pos = torch.arange(a, b)[None]
+            outs.append(ours(x[:, a:b], kv_cache=ours_cache))
+            assert torch.allclose(outs[-1], hf_step(theirs, rope, x[:, a:b], pos, their_cache, sliding=True),
+                                  atol=HF_ATOL), (a, b)
+        assert torch.allclose(torch.cat(outs, dim=1), full, atol=1e-5)
+        assert len(ours_cache) == 16
+        # A token further back than the window has no influence.
+        y = x.clone()
+        y[:, 0] += 1.0
+        changed = (ours(y) - full).abs().amax(dim=(0, 2)) > 0
+    assert changed.tolist() == [True] * window + [False] * (16 - window)
+
+
+def test_sliding_window_not_shorter_than_the_sequence_is_causal():
+    torch.manual_seed(16)
+    m = LlamaAttention(16, 2).eval()
+    w = LlamaAttention(16, 2, sliding_window=6).eval()
+    w.load_state_dict(m.state_dict())
+    x = torch.randn(1, 6, 16)
+    with torch.no_grad():
+        assert torch.equal(w(x), m(x))
+        assert not torch.allclose(w(torch.cat([x, x], 1))[:, 6:], m(torch.cat([x, x], 1))[:, 6:])
+
+
 # -- SimpleLlamaAttention -------------------------------------------------------------------------
 
 
@@ -326,7 +494,18 @@ def test_simple_attention_dropout_only_in_training():
         (dict(hidden_size=32.0, num_heads=4), TypeError, r"hidden_size: expected an int, got float 32.0"),
         (dict(hidden_size=32, num_heads=4, rope_theta=-1.0), ValueError, r"rope_theta: expected a positive number, got -1.0"),
         (dict(hidden_size=32, num_heads=4, dropout=1.5), ValueError, r"dropout: expected a float in \[0, 1\), got 1.5"),
-        (dict(hidden_size=32, num_heads=4, bias=1), TypeError, r"bias: expected a bool, got int 1"),
+        (dict(hidden_size=32, num_heads=4, bias=1), TypeError, r"bias: expected a bool or a collection of names from .*got int 1"),
+        (dict(hidden_size=32, num_heads=4, bias="q_proj"), TypeError, r"bias: expected a bool or a collection .*got str 'q_proj'"),
+        (dict(hidden_size=32, num_heads=4, bias=("q_proj", "query")), ValueError, r"bias: expected names from .*got \['query'\]"),
+        (dict(hidden_size=32, num_heads=4, sliding_window=0), ValueError, r"sliding_window: expected a positive int, got 0"),
+        (dict(hidden_size=32, num_heads=4, rope_parameters={"rope_type": "ntk"}), ValueError,
+         r"rope_parameters: expected a rope_type in \('default', 'linear', 'dynamic', 'yarn', 'longrope', 'llama3'\), got rope_type 'ntk'"),
+        (dict(hidden_size=32, num_heads=4, rope_parameters={"rope_type": "linear"}), ValueError,
+         r"rope_parameters: expected a value for 'factor' \(rope_type 'linear'\), got keys \['rope_theta', 'rope_type'\]"),
+        (dict(hidden_size=32, num_heads=4, rope_parameters={"rope_type": "dynamic", "factor": 2.0}), ValueError,
+         r"max_position_embeddings: expected the config's context length \(rope_type 'dynamic' needs it\), got None"),
+        (dict(hidden_size=32, num_heads=4, rope_parameters=[("rope_type", "linear")]), TypeError,
+         r"rope_parameters: expected a dict .*got list"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, error, match):
@@ -368,6 +547,15 @@ def module():
         (lambda m: m(torch.randn(2, 3, 16), attention_mask=torch.zeros(2, 1, 1, 3)), TypeError,
          r"attention_mask: expected a boolean mask .*additive_to_bool, got torch.float32"),
         (lambda m: m(torch.randn(2, 3, 16), kv_cache={}), TypeError, r"kv_cache: expected an attnref.llama.KVCache or None, got dict"),
+        (lambda m: m(torch.randn(2, 3, 16), position_embeddings=torch.ones(2, 3, 4)), TypeError,
+         r"position_embeddings: expected a pair \(cos, sin\), got Tensor"),
+        (lambda m: m(torch.randn(2, 3, 16), position_embeddings=(torch.ones(2, 3, 2), torch.ones(2, 3, 2))), ValueError,
+         r"position_embeddings\[0\] \(cos\): expected shape \(B, L, D\) = \(2, 3, 4\) or \(1, 3, 4\), got \(2, 3, 2\)"),
+        (lambda m: m(torch.randn(2, 3, 16), position_embeddings=(torch.ones(1, 3, 4), torch.ones(1, 3, 4, dtype=torch.long))),
+         TypeError, r"position_embeddings\[1\] \(sin\): expected a floating-point tensor, got torch.int64"),
+        (lambda m: m(torch.randn(2, 3, 16), position_ids=torch.arange(3)[None],
+                     position_embeddings=(torch.ones(1, 3, 4), torch.ones(1, 3, 4))), TypeError,
+         r"position_ids: expected None when position_embeddings is given"),
     ],
 )
 def test_bad_forward_arguments(module, call, error, match):

@@ -154,8 +154,8 @@ def test_flux_equals_core_composition(data, seed, B, L, H, dtype, implementation
     q, k, v = (randn(gen, B, H, L, D, dtype=dtype) for _ in range(3))
     out = flux.attention(q, k, v, pe, implementation=implementation)
 
-    # Each axis gets its own block of pairs; pe holds float64 angles' cos/sin rounded to float32.
-    angles = torch.cat([core.rope_angles(ids[..., i], n, theta, dtype=F64) for i, n in enumerate(axes_dim)], -1)
+    # Each axis gets its own block of pairs; float32 ids give float32 angles, as in Flux.
+    angles = torch.cat([core.rope_angles(ids[..., i], n, theta) for i, n in enumerate(axes_dim)], -1)
     cos, sin = (t.float().to(F64)[:, None] for t in (angles.cos(), angles.sin()))
     q64 = core.apply_rope_adjacent(q.to(F64), cos, sin)
     k64 = core.apply_rope_adjacent(k.to(F64), cos, sin)

@@ -124,3 +124,56 @@ def embednd_figure(lang: str, axes_dim: tuple[int, ...] = (4, 12, 12), n_txt: in
     bottom.set_xlim(-0.5, P - 0.5)
     fig.tight_layout()
     return fig
+
+
+# RoPE scaling as Llama 3.1 configures it (theta 500000, D = 128, an original context of 8192) and
+# the other rope_types stretched by the same factor, all from attnref.core.rope_inv_freq.
+_SCALING_D, _SCALING_L0, _SCALING_FACTOR = 128, 8192, 8.0
+
+
+def scaling_examples():
+    """(label, rope_parameters, seq_len) per rope_type, each stretched 8 times past 8192 tokens."""
+    s, L0, P = _SCALING_FACTOR, _SCALING_L0, _SCALING_D // 2
+    # longrope's factors are searched per checkpoint; these rise smoothly from 1 to 8 for the picture.
+    long_factor = [1.0 + (s - 1.0) * (i / (P - 1)) ** 2 for i in range(P)]
+    return [
+        ("linear", {"rope_type": "linear", "factor": s}, None),
+        ("dynamic", {"rope_type": "dynamic", "factor": s}, int(s * L0)),
+        ("yarn", {"rope_type": "yarn", "factor": s, "original_max_position_embeddings": L0}, None),
+        ("longrope", {"rope_type": "longrope", "factor": s, "original_max_position_embeddings": L0,
+                      "short_factor": [1.0] * P, "long_factor": long_factor}, int(s * L0)),
+        ("llama3", {"rope_type": "llama3", "factor": s, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                    "original_max_position_embeddings": L0}, None),
+    ]
+
+
+def scaling_figure(lang: str):
+    """Left: the frequency of each pair before and after. Right: how much each pair is slowed down."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.4, 3.0))
+    pairs = range(_SCALING_D // 2)
+    theta = {"rope_theta": 500000.0}
+    default, _ = core.rope_inv_freq(theta, _SCALING_D)
+    left.semilogy(pairs, default.numpy(), color=INK, lw=2.2, label=tr(lang, "no scaling", "不缩放"))
+    styles = ((C0, "-"), (C1, "-"), (C2, "-"), (C4, "-"), (C5, "--"))
+    for (colour, style), (name, params, seq_len) in zip(styles, scaling_examples()):
+        inv_freq, _ = core.rope_inv_freq(theta | params, _SCALING_D, max_position_embeddings=_SCALING_L0,
+                                         seq_len=seq_len)
+        left.semilogy(pairs, inv_freq.numpy(), style, color=colour, lw=1.1, label=name)
+        right.semilogy(pairs, (default / inv_freq).numpy(), style, color=colour, lw=1.6, label=name)
+    # The pair whose wavelength 2π/θᵢ equals the original context: slower pairs never turned once in it.
+    wavelength = 2 * torch.pi / default
+    edge = int((wavelength < _SCALING_L0).sum())
+    for ax in (left, right):
+        ax.axvline(edge - 0.5, color=MUTED, lw=1.0, ls=":")
+        ax.set_xlabel(tr(lang, "pair i", "通道对 i"))
+        ax.grid(True, which="major")
+    right.text(edge + 1, 1.1, tr(lang, "wavelength > 8192", "波长 > 8192"), fontsize=7, color=MUTED)
+    left.set_ylabel(tr(lang, "θᵢ (rad / token)", "θᵢ（弧度 / token）"))
+    left.set_title(tr(lang, "frequencies, D = 128, theta = 500000", "频率，D = 128，theta = 500000"), fontsize=9)
+    right.set_yticks([1, 2, 4, 8, 16, 32, 64], ["1", "2", "4", "8", "16", "32", "64"])
+    right.minorticks_off()
+    right.set_ylabel(tr(lang, "θᵢ before / after", "缩放前 θᵢ / 缩放后 θᵢ"))
+    right.set_title(tr(lang, "slow-down of each pair, factor 8", "每对通道变慢的倍数，factor 8"), fontsize=9)
+    left.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
