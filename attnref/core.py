@@ -24,7 +24,7 @@ Masks are boolean with ``True`` meaning *may attend*, the convention of
 **Fully masked rows.** A query row whose keys are all masked (boolean False, or additive
 ``-inf`` or ``torch.finfo(dtype).min``) has no softmax to take. Every path in attnref returns zeros
 for such a row (weights and output) with finite gradients, as PyTorch's own
-``scaled_dot_product_attention`` does from 2.5 on; none returns NaN.
+``scaled_dot_product_attention`` does (checked with PyTorch 2.13); none returns NaN.
 """
 
 from __future__ import annotations
@@ -606,8 +606,9 @@ def adjacent_to_half_split(w: Tensor, n_heads: int) -> Tensor:
 
     Within each head, output rows ``0, 2, 4, ...`` move to the first half and ``1, 3, 5, ...`` to
     the second, so a pair that was rotated as channels ``(2i, 2i+1)`` is rotated as
-    ``(i, i + D/2)``. This is the permutation Hugging Face's LLaMA weight conversion applies to
-    Meta's ``wq``/``wk``; attention scores are unchanged because q and k move together.
+    ``(i, i + D/2)``. This is the permutation Hugging Face's LLaMA weight conversion
+    (``src/transformers/models/llama/convert_llama_weights_to_hf.py``, transformers commit 01cc9cd)
+    applies to Meta's ``wq``/``wk``; attention scores are unchanged because q and k move together.
 
     Args:
         w: ``(n_heads * D, in)`` weight or ``(n_heads * D,)`` bias of a q or k projection.

@@ -1,7 +1,7 @@
 """ESM3's multi-head attention and rotary embedding, built on [`attnref.core`][attnref.core].
 
-Mirrors EvolutionaryScale's [esm](https://github.com/evolutionaryscale/esm), files
-``esm/layers/attention.py`` (``MultiHeadAttention``) and ``esm/layers/rotary.py``
+Mirrors EvolutionaryScale's [esm](https://github.com/evolutionaryscale/esm) (release 3.2.1.post1),
+files ``esm/layers/attention.py`` (``MultiHeadAttention``) and ``esm/layers/rotary.py``
 (``RotaryEmbedding``, non-interleaved path). Constructor arguments, attribute names and submodule
 names are upstream's, so a ``state_dict`` loads strictly in both directions.
 
@@ -197,7 +197,7 @@ class MultiHeadAttention(nn.Module):
         self._check_inputs(x, seq_id)
         # One Linear to 3 * E channels, rows [q; k; v]: split the last dim in three.
         query_BLE, key_BLE, value_BLE = self.layernorm_qkv(x).chunk(3, dim=-1)
-        # Under autocast LayerNorm returns float32; upstream casts both back to the query's dtype.
+        # Under CUDA autocast LayerNorm returns float32; upstream casts both back to the query's dtype.
         query_BLE = self.q_ln(query_BLE).to(query_BLE.dtype)
         key_BLE = self.k_ln(key_BLE).to(query_BLE.dtype)
 

@@ -1,14 +1,14 @@
 """Flux's attention and N-axis rotary embedding, built on [`attnref.core`][attnref.core].
 
-Mirrors black-forest-labs' [flux](https://github.com/black-forest-labs/flux), files
-``src/flux/math.py`` (``attention``, ``rope``, ``apply_rope``) and ``src/flux/modules/layers.py``
-(``EmbedND``). Function names, argument names and the ``(B, 1, L, D/2, 2, 2)`` layout of ``pe``
-are upstream's.
+Mirrors black-forest-labs' [flux](https://github.com/black-forest-labs/flux) at commit 802fb47
+(July 2025), files ``src/flux/math.py`` (``attention``, ``rope``, ``apply_rope``) and
+``src/flux/modules/layers.py`` (``EmbedND``). Function names, argument names and the
+``(B, 1, L, D/2, 2, 2)`` layout of ``pe`` are upstream's.
 
 Shape letters are core's: B batch, L sequence length (image and text tokens together; queries and
 keys: self-attention), H heads, D head dim. Two local letters: P, rotated channel pairs
-(``D / 2``), and N, position axes (``len(axes_dim)``; 3 in Flux: a text/time index, then image
-row and column).
+(``D / 2``), and N, position axes (``len(axes_dim)``; 3 in Flux: an image index, 0 for text and
+the generated image and 1 for Kontext's reference image, then row and column).
 
 How Flux's attention differs from plain multi-head attention:
 
@@ -48,9 +48,9 @@ def rope(pos: Tensor, dim: int, theta: int) -> Tensor:
     Pair ``i`` at position ``m`` turns by ``m * theta^(-2i/dim)``. The angles and their cos/sin
     are computed in the dtype of ``pos``, as upstream does since commit 4343061 (January 2025;
     its first release used float64): float32 for Flux's float32 position ids, float64 for float64
-    ones. Integer and half-precision positions are computed in float32 (upstream fails on the
-    former and rounds angles to half precision on the latter). The matrices are returned in
-    float32.
+    ones. Integer positions give float32 angles, as upstream's ``einsum`` gives them by type
+    promotion (PyTorch 2.13); half-precision positions are computed in float32, where upstream
+    rounds the angles to half precision. The matrices are returned in float32.
 
     Args:
         pos: ``(B, L)`` positions on this axis (integer or float).
@@ -182,7 +182,8 @@ class EmbedND(nn.Module):
     Mirrors ``src/flux/modules/layers.py`` ``EmbedND``.
 
     Args:
-        dim: head dim ``D``; must equal ``sum(axes_dim)`` (upstream stores it without checking).
+        dim: head dim ``D``; must equal ``sum(axes_dim)`` (upstream's ``EmbedND`` stores it
+            without checking; its ``Flux`` model checks the sum).
         theta: frequency base.
         axes_dim: channels per axis, each even.
     """

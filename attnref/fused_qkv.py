@@ -1,10 +1,10 @@
 """Fused-QKV multi-head attention and the ``nn.MultiheadAttention`` wrapper from LLMs-from-scratch.
 
 Mirrors two classes of ``ch03/02_bonus_efficient-multihead-attention/mha-implementations.ipynb``
-in [rasbt/LLMs-from-scratch](https://github.com/rasbt/LLMs-from-scratch):
-``MultiHeadAttentionCombinedQKV`` (one ``qkv`` Linear, split by ``view`` + ``permute``) and
-``MHAPyTorchClass`` (PyTorch's ``nn.MultiheadAttention`` plus a projection). Submodule and buffer
-names are upstream's (``qkv``, ``proj``, ``mask``, ``multihead_attn``).
+in [rasbt/LLMs-from-scratch](https://github.com/rasbt/LLMs-from-scratch) at commit 28c65cd
+(April 2026): ``MultiHeadAttentionCombinedQKV`` (one ``qkv`` Linear, split by ``view`` +
+``permute``) and ``MHAPyTorchClass`` (PyTorch's ``nn.MultiheadAttention`` plus a projection).
+Submodule and buffer names are upstream's (``qkv``, ``proj``, ``mask``, ``multihead_attn``).
 
 Shape letters are [`attnref.core`][attnref.core]'s: B batch, L query length (upstream's ``num_tokens``,
 ``n``), H heads (``num_heads``), D head dim (``head_dim``), E model dim (``d_out = H * D``).
@@ -146,8 +146,8 @@ class MHAPyTorchClass(nn.Module):
 
     - ``need_weights``: upstream passes it to ``nn.MultiheadAttention`` but always returns only
       ``proj(out)``, discarding the weights. Here ``need_weights=True`` returns
-      ``(out, attn_weights)`` with per-head weights (``average_attn_weights=False``), as the
-      chapter's notes describe; ``need_weights=False`` returns ``out`` alone.
+      ``(out, attn_weights)`` with per-head weights (``average_attn_weights=False``);
+      ``need_weights=False`` returns ``out`` alone.
     - ``qkv_bias``: upstream sets ``bias=qkv_bias`` *and* ``add_bias_kv=qkv_bias``; the latter
       does not add a bias but appends a learned extra key and value token (``bias_k``,
       ``bias_v``), so every query also attends to one position beyond the sequence. Here

@@ -35,8 +35,9 @@ __all__ = ["ModelArgs", "attention", "MultiHeadAttention"]
 class ModelArgs:
     """The configuration fields Happy-LLM's ``MultiHeadAttention`` reads.
 
-    Upstream's ``ModelArgs`` is a larger ``transformers.PretrainedConfig`` that the attention
-    listing uses but never defines or imports; these are the fields attention needs.
+    Upstream's ``ModelArgs`` is a dataclass in ``docs/chapter2/code/transformer.py`` with more
+    fields (``vocab_size``, ``n_layer``, ...); the attention listing printed in the chapter uses it
+    but never defines or imports it. These are the fields attention needs.
 
     Args:
         dim: model dim ``E``, the width of ``wo``'s output; a multiple of ``n_heads``.
@@ -151,7 +152,7 @@ class MultiHeadAttention(nn.Module):
         self.is_causal = is_causal
         self.max_seq_len = args.max_seq_len
         self.n_embd = args.n_embd
-        # Upstream's name: heads on this device, with its model-parallel size fixed at 1.
+        # Upstream's attribute name (chapter versions before edbcd3a called it n_local_heads).
         self.n_heads = args.n_heads
         self.head_dim = args.dim // args.n_heads
         inner = self.n_heads * self.head_dim

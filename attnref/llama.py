@@ -1,7 +1,7 @@
 """LLaMA self-attention as Hugging Face transformers writes it, plus a blog note's simplified block.
 
 [`LlamaAttention`][attnref.llama.LlamaAttention] mirrors ``LlamaAttention`` in transformers'
-``src/transformers/models/llama/modeling_llama.py`` (huggingface/transformers): separate
+``src/transformers/models/llama/modeling_llama.py`` (huggingface/transformers, release 5.25.0): separate
 ``q_proj``/``k_proj``/``v_proj``/``o_proj`` projections, half-split rotary embeddings
 (``rotate_half``) with float32 angles, grouped-query attention (G key/value heads shared by H query
 heads), a causal mask, and a key/value cache ([`KVCache`][attnref.llama.KVCache]). Its ``state_dict`` is
@@ -400,7 +400,8 @@ class LlamaAttention(nn.Module):
         v_BHSD = core.repeat_kv(v_BGSD, self.num_key_value_groups)
 
         # One query aligned bottom-right sees every key: skip the (1, S) causal mask a decode step
-        # would otherwise build (transformers also passes is_causal only for L > 1).
+        # would otherwise build (transformers too sets is_causal only for L > 1, and only when no
+        # mask was built).
         is_causal = L > 1
         S = past + L
         if self.sliding_window is not None and S > self.sliding_window:
