@@ -64,6 +64,24 @@ def check_positive_int(name: str, value: object) -> int:
     return value
 
 
+def check_lengths(L: object, S: object) -> int:
+    """Query length ``L`` and key length ``S`` (default ``L``) of a bottom-right aligned mask,
+    where the keys include every query position (``S >= L``); returns ``S``."""
+    check_positive_int("L", L)
+    S = L if S is None else check_positive_int("S", S)
+    if S < L:
+        fail("S", f"S >= L={L} (keys include every query position)", S)
+    return S
+
+
+def check_counts(name: str, counts: object) -> Tensor:
+    """A ``(B,)`` integer tensor of token counts (sequence lengths, prefix lengths)."""
+    check_shape(name, counts, "B")
+    if counts.is_floating_point() or counts.is_complex() or counts.dtype == torch.bool:
+        fail(name, "an integer tensor", counts.dtype, TypeError)
+    return counts
+
+
 def check_positive_number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         fail(name, "a positive number", f"{type(value).__name__} {value!r}", TypeError)
@@ -99,6 +117,8 @@ def check_probability(name: str, value: object) -> float:
 def check_bool_mask(name: str, mask: object, target: tuple[int, ...], letters: str = "B H L S") -> Tensor:
     """A boolean mask (True = may attend) whose dims are each 1 or the target size."""
     check_tensor(name, mask)
+    # Shape first: a tokenizer's (B, S) integer mask is wrong in both; the shape hint fixes both.
+    check_mask_shape(name, mask, target, letters)
     if mask.dtype != torch.bool:
         fail(
             name,
@@ -107,19 +127,37 @@ def check_bool_mask(name: str, mask: object, target: tuple[int, ...], letters: s
             mask.dtype,
             TypeError,
         )
-    check_broadcastable(name, mask, target, letters)
     return mask
 
 
-def check_broadcastable(name: str, x: Tensor, target: tuple[int, ...], letters: str = "B H L S") -> None:
+def check_mask_shape(name: str, mask: Tensor, target: tuple[int, ...], letters: str = "B H L S") -> None:
+    """A mask broadcastable to ``target``; a ``(B, S)`` padding mask given for a 4-D mask gets a hint.
+
+    Aligned right, a ``(B, S)`` mask reads as ``(L, S)``. It fails here unless ``B`` is 1 (then
+    the two readings agree) or ``B == L`` (then no shape check can tell them apart).
+    """
+    hint = ""
+    if len(target) == 4 and mask.dim() == 2 and tuple(mask.shape) == (target[0], target[-1]):
+        # An integer 0/1 mask (a tokenizer's) becomes boolean; a float one stays additive.
+        as_bool = ".bool()" if mask.dtype != torch.bool and not mask.is_floating_point() else ""
+        hint = (
+            "a (B, S) key-padding mask needs a head and a query axis: build it with "
+            f"attnref.core.padding_mask(lengths, S) or write mask{as_bool}[:, None, None, :]"
+        )
+    check_broadcastable(name, mask, target, letters, hint)
+
+
+def check_broadcastable(
+    name: str, x: Tensor, target: tuple[int, ...], letters: str = "B H L S", hint: str = ""
+) -> None:
     """Each dim of ``x``, aligned right, is 1 or the target size: never a silent broadcast."""
     names = letters.split()
     expected = f"a shape broadcastable to ({', '.join(names)}) = {_fmt(target)}"
     if x.dim() > len(target):
-        fail(name, expected, _fmt(x.shape))
+        fail(name, expected, _fmt(x.shape), hint=hint)
     for size, want in zip(reversed(x.shape), reversed(target)):
         if size not in (1, want):
-            fail(name, expected, _fmt(x.shape))
+            fail(name, expected, _fmt(x.shape), hint=hint)
 
 
 def check_qkv(q: object, k: object, v: object, names: tuple[str, str, str] = ("q", "k", "v")) -> tuple[int, int]:

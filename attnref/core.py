@@ -19,7 +19,10 @@ Masks are boolean with ``True`` meaning *may attend*, the convention of
 ``torch.nn.functional.scaled_dot_product_attention``. Additive float masks (0 where allowed,
 ``-inf`` where blocked) are converted only at the edges with
 [`bool_to_additive()`][attnref.core.bool_to_additive] and
-[`additive_to_bool()`][attnref.core.additive_to_bool].
+[`additive_to_bool()`][attnref.core.additive_to_bool]. Every mask is built here: causal in both
+alignments, sliding window, chunked, block-causal, prefix-LM, packed sequences and padding on
+either side, plus ALiBi's additive score bias; [`attnref.atlas`][attnref.atlas] writes each of them
+in the spellings of FlexAttention and transformers.
 
 **Fully masked rows.** A query row whose keys are all masked (boolean False, or additive
 ``-inf`` or ``torch.finfo(dtype).min``) has no softmax to take. Every path in attnref returns zeros
@@ -41,10 +44,17 @@ __all__ = [
     "IMPLEMENTATIONS",
     "sdpa_reference",
     "attend",
+    "CAUSAL_ALIGNMENTS",
+    "PADDING_SIDES",
     "causal_mask",
     "sliding_window_mask",
+    "chunked_causal_mask",
+    "block_causal_mask",
+    "prefix_lm_mask",
     "seq_id_mask",
     "padding_mask",
+    "alibi_slopes",
+    "alibi_bias",
     "bool_to_additive",
     "additive_to_bool",
     "rope_angles",
@@ -75,25 +85,42 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 # --------------------------------------------------------------------------------------------
 
 
-def causal_mask(L: int, S: int | None = None, *, device: torch.device | str | None = None) -> Tensor:
-    """Boolean causal mask, aligned bottom-right.
+CAUSAL_ALIGNMENTS = ("bottom-right", "top-left")
+"""Where a causal mask puts query ``i`` when ``S != L``: at position ``S - L + i``, after the cached
+keys (``"bottom-right"``, attnref's default), or at position ``i`` (``"top-left"``, what PyTorch's
+``is_causal=True`` means)."""
 
-    Query ``i`` may attend to keys ``0 .. S - L + i``: the last query sees every key. With a KV
-    cache holding ``S - L`` earlier tokens this is exactly "each new token sees the past and
-    itself". PyTorch's ``is_causal=True`` aligns top-left instead, which differs when ``S != L``.
+PADDING_SIDES = ("right", "left")
+"""Where a padded batch puts its pad tokens: after the real ones (``"right"``) or before them
+(``"left"``, usual for generation, so that every sequence ends in the last column)."""
+
+
+def causal_mask(
+    L: int, S: int | None = None, *, align: str = "bottom-right", device: torch.device | str | None = None
+) -> Tensor:
+    """Boolean causal mask, aligned bottom-right (the default) or top-left.
+
+    Bottom-right: query ``i`` sits at position ``S - L + i`` and may attend to keys
+    ``0 .. S - L + i``, so the last query sees every key. With a KV cache holding ``S - L`` earlier
+    tokens this is exactly "each new token sees the past and itself"; it needs ``S >= L``.
+    Top-left: query ``i`` may attend to keys ``0 .. i`` whatever ``S`` is; this is what PyTorch's
+    ``is_causal=True`` means. The two agree when ``S == L``.
 
     Args:
         L: query length.
-        S: key length, ``S >= L``; defaults to ``L``.
+        S: key length; defaults to ``L``.
+        align: ``"bottom-right"`` or ``"top-left"``.
         device: where to build the mask.
 
     Returns:
         ``(L, S)`` boolean, True = may attend. No row is fully masked.
     """
-    _checks.check_positive_int("L", L)
-    S = L if S is None else _checks.check_positive_int("S", S)
-    if S < L:
-        _checks.fail("S", f"S >= L={L} (keys include every query position)", S)
+    _checks.check_choice("align", align, CAUSAL_ALIGNMENTS)
+    if align == "top-left":
+        _checks.check_positive_int("L", L)
+        S = L if S is None else _checks.check_positive_int("S", S)
+        return torch.ones(L, S, dtype=torch.bool, device=device).tril()
+    S = _checks.check_lengths(L, S)
     return torch.ones(L, S, dtype=torch.bool, device=device).tril(diagonal=S - L)
 
 
@@ -124,11 +151,101 @@ def sliding_window_mask(
     return causal_LS.triu(diagonal=S - L - window + 1)
 
 
+def chunked_causal_mask(
+    L: int, S: int | None = None, *, chunk_size: int, device: torch.device | str | None = None
+) -> Tensor:
+    """Causal mask that never crosses a chunk boundary, aligned bottom-right (Llama 4's rule).
+
+    Positions are cut into chunks ``[0, chunk_size)``, ``[chunk_size, 2 chunk_size)``, ...; query
+    ``i`` at position ``p = S - L + i`` may attend to keys ``j <= p`` in its own chunk
+    (``j // chunk_size == p // chunk_size``). Unlike a sliding window, the first query of a chunk
+    sees only itself however long the context. transformers writes this rule as
+    ``chunked_causal_mask_function`` (``masking_utils``) and counts chunks from the first real
+    token of a left-padded row; here they count from position 0.
+
+    Args:
+        L: query length.
+        S: key length, ``S >= L``; defaults to ``L``.
+        chunk_size: tokens per chunk.
+        device: where to build the mask.
+
+    Returns:
+        ``(L, S)`` boolean, True = may attend. No row is fully masked.
+    """
+    _checks.check_positive_int("chunk_size", chunk_size)
+    causal_LS = causal_mask(L, S, device=device)
+    L, S = causal_LS.shape
+    keys_S = torch.arange(S, device=device)
+    same_chunk_LS = keys_S // chunk_size == torch.arange(S - L, S, device=device)[:, None] // chunk_size
+    return causal_LS & same_chunk_LS
+
+
+def block_causal_mask(
+    L: int, S: int | None = None, *, block_size: int, device: torch.device | str | None = None
+) -> Tensor:
+    """Causal across blocks, bidirectional within a block, aligned bottom-right.
+
+    Positions are cut into blocks of ``block_size``; query ``i`` at position ``p = S - L + i`` may
+    attend to every key ``j`` whose block is not after its own (``j // block_size <= p //
+    block_size``), including the later keys of its own block. This is the mask of blockwise
+    (semi-autoregressive) generation, where a whole block is produced at once; it is not
+    [`chunked_causal_mask()`][attnref.core.chunked_causal_mask], which forbids the *earlier* blocks
+    and keeps causality inside one.
+
+    Args:
+        L: query length.
+        S: key length, ``S >= L``; defaults to ``L``.
+        block_size: tokens per block; 1 gives [`causal_mask()`][attnref.core.causal_mask].
+        device: where to build the mask.
+
+    Returns:
+        ``(L, S)`` boolean, True = may attend. No row is fully masked.
+    """
+    _checks.check_positive_int("block_size", block_size)
+    S = _checks.check_lengths(L, S)
+    keys_S = torch.arange(S, device=device)
+    return keys_S // block_size <= torch.arange(S - L, S, device=device)[:, None] // block_size
+
+
+def prefix_lm_mask(prefix_lengths: Tensor, L: int, S: int | None = None) -> Tensor:
+    """Prefix-LM mask: the prefix is seen by every query, the rest is causal (bottom-right).
+
+    Query ``i`` at position ``p = S - L + i`` may attend to key ``j`` when ``j <= p`` (causal) or
+    ``j < prefix_lengths[b]`` (the prefix, bidirectional: prefix tokens also see the prefix tokens
+    after them). This is the mask of T5-style prefix language models and of the image-and-prompt
+    prefix of PaliGemma.
+
+    Args:
+        prefix_lengths: ``(B,)`` integer prefix length of each sequence; 0 gives
+            [`causal_mask()`][attnref.core.causal_mask].
+        L: query length.
+        S: key length, ``S >= L``; defaults to ``L``.
+
+    Returns:
+        ``(B, 1, L, S)`` boolean on ``prefix_lengths``' device, True = may attend. No row is fully
+        masked.
+    """
+    _checks.check_counts("prefix_lengths", prefix_lengths)
+    causal_LS = causal_mask(L, S, device=prefix_lengths.device)
+    keys_S = torch.arange(causal_LS.shape[-1], device=prefix_lengths.device)
+    prefix_B1S = (keys_S < prefix_lengths[:, None])[:, None, :]
+    return (causal_LS | prefix_B1S)[:, None]
+
+
 def seq_id_mask(seq_id: Tensor) -> Tensor:
     """Mask for packed sequences: a token attends only to tokens with the same ``seq_id``.
 
     This is ESM3's rule (``seq_id.unsqueeze(-1) == seq_id.unsqueeze(-2)``). Every token shares
     its own id, so no row is fully masked.
+
+    **Padding inside it.** Pad tokens are one more id: they attend to each other and never to a
+    real token (nor a real token to them), and their rows are never empty, so they give finite
+    outputs that the caller ignores. ESM C passes a boolean ``seq_id`` that is True on real tokens
+    and False on pads (``esm/models/esmc.py``, esm 3.2.1), which makes exactly this split. The one
+    way to get it wrong is to give pads the id of a real sequence: they then join that sequence.
+
+    For a causal model, combine it with [`causal_mask()`][attnref.core.causal_mask]:
+    ``seq_id_mask(seq_id) & causal_mask(L)``.
 
     Args:
         seq_id: ``(B, L)`` integer or boolean sequence ids.
@@ -142,24 +259,87 @@ def seq_id_mask(seq_id: Tensor) -> Tensor:
     return (seq_id.unsqueeze(-1) == seq_id.unsqueeze(-2)).unsqueeze(1)
 
 
-def padding_mask(lengths: Tensor, S: int) -> Tensor:
-    """Key-padding mask for right-padded batches.
+def padding_mask(lengths: Tensor, S: int, *, side: str = "right") -> Tensor:
+    """Key-padding mask for a padded batch: no query may attend to a pad token.
+
+    Only keys are masked; the rows of pad *queries* still attend to the real keys and give outputs
+    that the caller ignores. With ``side="left"`` and a causal mask, though, a pad query sees no
+    real key at all: such rows are fully masked and every attnref path returns zeros for them.
 
     Args:
         lengths: ``(B,)`` integer count of real tokens in each sequence, ``0 <= lengths <= S``.
         S: padded key length.
+        side: where the pad tokens are: ``"right"`` (after the real tokens, key ``j`` is real when
+            ``j < lengths[b]``) or ``"left"`` (before them, real when ``j >= S - lengths[b]``).
 
     Returns:
-        ``(B, 1, 1, S)`` boolean, True = may attend (key ``j`` is real when ``j < lengths[b]``).
-        A sequence of length 0 masks every key: its rows are fully masked and every attnref path
-        returns zeros for them.
+        ``(B, 1, 1, S)`` boolean on ``lengths``' device, True = may attend. A sequence of length 0
+        masks every key: its rows are fully masked and every attnref path returns zeros for them.
     """
-    _checks.check_shape("lengths", lengths, "B")
-    if lengths.is_floating_point() or lengths.dtype == torch.bool:
-        _checks.fail("lengths", "an integer tensor", lengths.dtype, TypeError)
+    _checks.check_counts("lengths", lengths)
     _checks.check_positive_int("S", S)
+    _checks.check_choice("side", side, PADDING_SIDES)
     keys_S = torch.arange(S, device=lengths.device)
-    return (keys_S < lengths[:, None])[:, None, None, :]
+    if side == "right":
+        real_BS = keys_S < lengths[:, None]
+    else:
+        real_BS = keys_S >= S - lengths[:, None]
+    return real_BS[:, None, None, :]
+
+
+def alibi_slopes(num_heads: int, *, device: torch.device | str | None = None) -> Tensor:
+    """The ALiBi slope of each head, as in the ALiBi paper (Press et al., 2022) and BLOOM.
+
+    For ``n`` heads, ``n`` a power of two, the slopes are the geometric sequence
+    ``2^(-8/n), 2^(-16/n), ..., 2^(-8)``. For other head counts the first ``n`` heads (``n`` the
+    largest power of two below ``num_heads``) take the ``n``-head slopes and the remaining
+    ``num_heads - n`` heads take every other slope of the ``2n``-head sequence, starting with its
+    first: ``2^(-4/n), 2^(-12/n), ...``. Checked against ``_get_alibi_slopes`` in transformers'
+    ``models/bloom/modeling_bloom.py`` (5.25).
+
+    Args:
+        num_heads: H.
+        device: where to build the slopes.
+
+    Returns:
+        ``(H,)`` float32 slopes, each in ``(0, 1)``.
+    """
+    _checks.check_positive_int("num_heads", num_heads)
+    n = 1 << (num_heads.bit_length() - 1)  # the largest power of two <= num_heads
+    exponents = [-8 * (h + 1) / n for h in range(n)]
+    exponents += [-8 * (2 * h + 1) / (2 * n) for h in range(num_heads - n)]
+    return torch.tensor([2.0**e for e in exponents], dtype=torch.float32, device=device)
+
+
+def alibi_bias(
+    num_heads: int, L: int, S: int | None = None, *, device: torch.device | str | None = None
+) -> Tensor:
+    """ALiBi as an additive score bias: ``-slope_h * (p - j)`` for query position ``p``, key ``j``.
+
+    ALiBi replaces position embeddings by a penalty that grows linearly with the distance from the
+    query to the key, one slope per head ([`alibi_slopes()`][attnref.core.alibi_slopes]). Queries
+    are aligned bottom-right (``p = S - L + i``). The bias is meant to be added to the scores *and*
+    combined with [`causal_mask()`][attnref.core.causal_mask]: above the diagonal (``j > p``) it is
+    positive and would favour future keys. It is not a mask and has no boolean form.
+
+    BLOOM adds ``slope_h * j`` instead (``build_alibi_tensor``), which differs from this bias by
+    ``slope_h * p``, the same constant for every key of a row: the softmax, and so the attention,
+    is the same.
+
+    Args:
+        num_heads: H.
+        L: query length.
+        S: key length, ``S >= L``; defaults to ``L``.
+        device: where to build the bias.
+
+    Returns:
+        ``(H, L, S)`` float32, to be added to the ``(B, H, L, S)`` scores.
+    """
+    S = _checks.check_lengths(L, S)
+    slopes_H11 = alibi_slopes(num_heads, device=device)[:, None, None]
+    # j - p = -(distance from the query back to the key): 0 on the query itself, negative before it.
+    offset_LS = torch.arange(S, device=device) - torch.arange(S - L, S, device=device)[:, None]
+    return slopes_H11 * offset_LS
 
 
 def bool_to_additive(mask: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -206,7 +386,7 @@ def _check_attn_mask(attn_mask: object, q: Tensor, L: int, S: int) -> None:
     if attn_mask.dtype != torch.bool and not attn_mask.is_floating_point():
         _checks.fail("attn_mask", "a boolean or floating-point mask", attn_mask.dtype, TypeError)
     letters = " ".join([f"N{i}" for i in range(q.dim() - 2)] + ["L", "S"])
-    _checks.check_broadcastable("attn_mask", attn_mask, (*q.shape[:-2], L, S), letters)
+    _checks.check_mask_shape("attn_mask", attn_mask, (*q.shape[:-2], L, S), letters)
 
 
 def sdpa_reference(
@@ -312,6 +492,9 @@ def attend(
     if implementation == "eager":
         return sdpa_reference(q, k, v, attn_mask, is_causal=is_causal, scale=scale, dropout_p=dropout_p)
     L, S = q.shape[-2], k.shape[-2]
+    if attn_mask is not None and attn_mask.dim() < 2:
+        # PyTorch's kernel reads the mask's last two dims: give an (S,) key mask its query axis.
+        attn_mask = attn_mask.expand(L, S)
     if is_causal and (attn_mask is not None or L != S):
         # PyTorch aligns is_causal top-left; spell the bottom-right mask out instead.
         causal_LS = causal_mask(L, S, device=q.device)

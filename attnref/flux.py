@@ -75,8 +75,16 @@ def rope(pos: Tensor, dim: int, theta: int) -> Tensor:
     return rot_BLP4.unflatten(-1, (2, 2)).float()
 
 
-def _check_pe(pe: object, B: int, H: int, L: int, D: int, name: str = "pe") -> None:
+def _check_pe(pe: object, B: int, H: int, L: int, D: int, name: str = "pe", q_name: str = "q") -> None:
     _checks.check_floating(name, pe)
+    if pe.dim() == 6 and pe.shape[2] == H != L:
+        # pe counts the positions; when q's head axis holds that count, q is (B, L, H, D).
+        _checks.fail(
+            q_name, f"shape (B, H, L, D) with L={pe.shape[2]} (the positions in {name})",
+            f"({B}, {H}, {L}, {D})",
+            hint=f"{q_name} looks like (B, L, H, D): move the head axis first with .transpose(1, 2), "
+                 "on every input alike",
+        )
     P = D // 2
     expected = (
         f"shape (B, 1, L, D/2, 2, 2) = ({B}, 1, {L}, {P}, 2, 2) (B may be 1, the head axis may be "
@@ -123,7 +131,7 @@ def apply_rope(xq: Tensor, xk: Tensor, freqs_cis: Tensor) -> tuple[Tensor, Tenso
     _checks.check_floating("xk", xk)
     _checks.check_same_dtype("xk", xk, "xq", xq)
     _checks.check_shape("xk", xk, "B H L D", **sizes)
-    _check_pe(freqs_cis, sizes["B"], sizes["H"], sizes["L"], sizes["D"], name="freqs_cis")
+    _check_pe(freqs_cis, sizes["B"], sizes["H"], sizes["L"], sizes["D"], name="freqs_cis", q_name="xq")
     return _rotate_pairs(xq, freqs_cis), _rotate_pairs(xk, freqs_cis)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -22,19 +23,45 @@ def pages(lang: str) -> list[Path]:
     return sorted(p.relative_to(base) for p in base.rglob("*.md"))
 
 
-@pytest.fixture(scope="session")
-def built_site(tmp_path_factory) -> Path:
-    """The site built once per session with `mkdocs build --strict`; fails on any warning."""
-    site = tmp_path_factory.mktemp("site")
+def build_site(site: Path, *extra: str) -> None:
+    """``mkdocs build --strict`` into ``site``; fails on any warning. ``extra``: more arguments."""
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
     result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site), *extra],
         cwd=ROOT, capture_output=True, text=True, env=env, timeout=600,
     )
     log = result.stdout + result.stderr
     assert result.returncode == 0, f"mkdocs build --strict failed:\n{log[-6000:]}"
     warnings = [line for line in log.splitlines() if line.startswith(("WARNING", "ERROR"))]
     assert not warnings, "\n".join(warnings)
+
+
+def pytest_collection_modifyitems(items):
+    """One test that needs the built site first, the other tests that need it last.
+
+    Under xdist the first worker starts the shared build with the first test while the others run
+    the tests that need no site; by the time they reach the site's tests it is built, so no
+    worker sits waiting for it. The order within each group is kept.
+    """
+    needs_site = [item for item in items if "built_site" in getattr(item, "fixturenames", ())]
+    if needs_site:
+        site = set(needs_site)
+        rest = [item for item in items if item not in site]
+        items[:] = needs_site[:1] + rest + needs_site[1:]
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory) -> Path:
+    """The site, built strictly once per test run: xdist workers share one build (the first to
+    take the lock builds it, the others wait and reuse it)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    site, done = shared / "site", shared / "site.built"
+    with FileLock(shared / "site.lock"):
+        if not done.exists():
+            shutil.rmtree(site, ignore_errors=True)
+            build_site(site)
+            done.touch()
     return site
 
 

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+from transformers.models.bloom.modeling_bloom import _get_alibi_slopes
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
 from attnref import core
@@ -120,6 +121,40 @@ def test_attend_implementations_agree_with_bottom_right_causality(L, S, with_mas
     assert torch.allclose(fast[:, :, -1], full[:, :, -1], atol=1e-12)
 
 
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_attend_takes_a_1d_key_mask_on_both_paths(is_causal):
+    # An (S,) mask broadcasts over batch, heads and queries; PyTorch's kernel alone would raise
+    # a bare IndexError on it.
+    q, k, v = rand(2, 3, 4, 8), rand(2, 3, 6, 8), rand(2, 3, 6, 8)
+    keep_S = torch.tensor([True, False, True, True, False, True])
+    fast = core.attend(q, k, v, keep_S, is_causal=is_causal, implementation="sdpa")
+    slow = core.attend(q, k, v, keep_S, is_causal=is_causal, implementation="eager")
+    assert torch.allclose(fast, slow, atol=1e-12)
+    as_4d = core.attend(q, k, v, keep_S[None, None, None], is_causal=is_causal)
+    assert torch.allclose(fast, as_4d, atol=1e-12)
+    # Masked keys do not matter.
+    v2 = v.clone()
+    v2[:, :, ~keep_S] += 100
+    assert torch.allclose(core.attend(q, k, v2, keep_S, is_causal=is_causal), fast, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype,fix", [(torch.bool, r"mask\[:, None"), (torch.long, r"mask\.bool\(\)\[:, None")], ids=["bool", "int64"])
+def test_a_2d_padding_mask_for_a_4d_one_points_to_padding_mask(dtype, fix):
+    q, kv = rand(2, 3, 4, 8), rand(2, 3, 6, 8)
+    keep_BS = torch.ones(2, 6, dtype=dtype)  # a tokenizer's attention_mask: (B, S)
+    hint = rf"attn_mask: expected a shape broadcastable to \(B, H, L, S\) = \(2, 3, 4, 6\), got \(2, 6\); .*core.padding_mask\(lengths, S\) or write {fix}"
+    for implementation in core.IMPLEMENTATIONS:
+        with pytest.raises(ValueError, match=hint):
+            core.attend(q, kv, kv, keep_BS, implementation=implementation)
+    # sdpa_reference takes additive masks too; a float one is not turned into booleans.
+    with pytest.raises(ValueError, match=r"padding_mask\(lengths, S\) or write mask\[:, None, None, :\]"):
+        core.sdpa_reference(q, kv, kv, torch.zeros(2, 6))
+    # The hint's fixes work.
+    lengths = torch.tensor([6, 6])
+    assert torch.equal(core.padding_mask(lengths, 6), keep_BS.bool()[:, None, None, :])
+    core.attend(q, kv, kv, core.padding_mask(lengths, 6))
+
+
 def test_attend_causality_future_keys_do_not_matter():
     q, k, v = rand(1, 2, 5, 4), rand(1, 2, 5, 4), rand(1, 2, 5, 4)
     out = core.attend(q, k, v, is_causal=True)
@@ -149,6 +184,18 @@ def test_causal_mask_square_and_bottom_right():
     assert not torch.equal(m, top_left)
 
 
+@pytest.mark.parametrize("L,S", [(4, 4), (2, 5), (5, 2), (1, 3)])
+def test_causal_mask_top_left_is_pytorchs_is_causal(L, S):
+    """Top-left: query i sees keys 0..i whatever S is, as is_causal=True does; any S is allowed."""
+    m = core.causal_mask(L, S, align="top-left")
+    assert torch.equal(m, torch.arange(S)[None, :] <= torch.arange(L)[:, None])
+    q, k, v = rand(1, 2, L, 4), rand(1, 2, S, 4), rand(1, 2, S, 4)
+    expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert torch.allclose(core.sdpa_reference(q, k, v, m), expected, atol=1e-12)
+    if S >= L:
+        assert torch.equal(m, core.causal_mask(L, S)) == (S == L)
+
+
 def test_causal_mask_errors():
     with pytest.raises(ValueError, match=r"S: expected S >= L=4.*got 2"):
         core.causal_mask(4, 2)
@@ -156,6 +203,10 @@ def test_causal_mask_errors():
         core.causal_mask(3.0)
     with pytest.raises(ValueError, match=r"L: expected a positive int, got 0"):
         core.causal_mask(0)
+    with pytest.raises(ValueError, match=r"align: expected one of \('bottom-right', 'top-left'\), got 'top'"):
+        core.causal_mask(3, align="top")
+    with pytest.raises(ValueError, match=r"S: expected a positive int, got 0"):
+        core.causal_mask(3, 0, align="top-left")
 
 
 @pytest.mark.parametrize("L,S,window", [(6, 6, 3), (1, 9, 4), (3, 8, 2), (4, 4, 1), (2, 5, 10)])
@@ -195,6 +246,94 @@ def test_seq_id_mask_is_block_diagonal():
         core.seq_id_mask(seq_id.float())
 
 
+@pytest.mark.parametrize("L,S,chunk_size", [(7, 7, 3), (3, 8, 3), (1, 9, 4), (5, 5, 1), (4, 6, 10)])
+def test_chunked_causal_mask_matches_the_rule_written_out(L, S, chunk_size):
+    """Query i at position p = S - L + i sees keys j <= p in its own chunk: j // c == p // c."""
+    m = core.chunked_causal_mask(L, S, chunk_size=chunk_size)
+    p = torch.arange(S - L, S)[:, None]
+    j = torch.arange(S)[None, :]
+    assert torch.equal(m, (j <= p) & (j // chunk_size == p // chunk_size))
+    assert m.sum(-1).tolist() == [(S - L + i) % chunk_size + 1 for i in range(L)]
+    if chunk_size >= S:
+        assert torch.equal(m, core.causal_mask(L, S))
+
+
+def test_chunked_causal_mask_is_not_a_sliding_window():
+    # The first token of a chunk sees only itself; a window of the same size sees the past.
+    chunked = core.chunked_causal_mask(8, chunk_size=4)
+    window = core.sliding_window_mask(8, window=4)
+    assert chunked[4].tolist() == [False] * 4 + [True] + [False] * 3
+    assert window[4].sum() == 4
+    assert torch.equal(core.chunked_causal_mask(6, chunk_size=1), torch.eye(6, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("L,S,block_size", [(7, 7, 3), (3, 8, 3), (1, 9, 4), (5, 5, 1), (4, 6, 10)])
+def test_block_causal_mask_matches_the_rule_written_out(L, S, block_size):
+    """Query i at position p sees every key j whose block is not after its own: j // b <= p // b."""
+    m = core.block_causal_mask(L, S, block_size=block_size)
+    p = torch.arange(S - L, S)[:, None]
+    j = torch.arange(S)[None, :]
+    assert torch.equal(m, j // block_size <= p // block_size)
+    assert m[core.causal_mask(L, S)].all()  # never less than causal
+    if block_size == 1:
+        assert torch.equal(m, core.causal_mask(L, S))
+    if block_size >= S:
+        assert m.all()
+
+
+@pytest.mark.parametrize("L,S", [(6, 6), (2, 7)])
+def test_prefix_lm_mask_matches_the_rule_written_out(L, S):
+    prefix = torch.tensor([0, 3, S])
+    m = core.prefix_lm_mask(prefix, L, S)
+    assert m.shape == (3, 1, L, S) and m.dtype == torch.bool
+    p = torch.arange(S - L, S)[:, None]
+    j = torch.arange(S)[None, :]
+    for b, n in enumerate(prefix.tolist()):
+        assert torch.equal(m[b, 0], (j <= p) | (j < n))
+    assert torch.equal(m[0, 0], core.causal_mask(L, S))  # no prefix: causal
+    assert m[2].all()  # all prefix: bidirectional
+    if L == S:  # a prefix token sees the prefix tokens after it, and nothing beyond the prefix
+        assert m[1, 0, 0].tolist() == [True, True, True] + [False] * (S - 3)
+
+
+def test_new_mask_errors():
+    with pytest.raises(ValueError, match=r"chunk_size: expected a positive int, got 0"):
+        core.chunked_causal_mask(3, chunk_size=0)
+    with pytest.raises(ValueError, match=r"S: expected S >= L=4.*got 2"):
+        core.chunked_causal_mask(4, 2, chunk_size=2)
+    with pytest.raises(TypeError, match=r"block_size: expected an int, got float 2.0"):
+        core.block_causal_mask(3, block_size=2.0)
+    with pytest.raises(ValueError, match=r"S: expected S >= L=4.*got 2"):
+        core.block_causal_mask(4, 2, block_size=2)
+    with pytest.raises(TypeError, match=r"prefix_lengths: expected an integer tensor, got torch.float32"):
+        core.prefix_lm_mask(torch.tensor([1.0]), 3)
+    with pytest.raises(ValueError, match=r"prefix_lengths: expected shape \(B\) \(1 dims\), got \(1, 2\)"):
+        core.prefix_lm_mask(torch.tensor([[1, 2]]), 3)
+    with pytest.raises(ValueError, match=r"side: expected one of \('right', 'left'\), got 'middle'"):
+        core.padding_mask(torch.tensor([1]), 3, side="middle")
+
+
+def test_seq_id_mask_padding_is_its_own_sequence():
+    """ESM C's boolean seq_id (True on real tokens, False on pads): pads attend only to pads, real
+    tokens never to pads, no row is empty, and the real tokens' outputs are those of the unpadded
+    batch. Giving the pads the id of a real sequence makes them join it."""
+    tokens_real = torch.tensor([[True] * 4 + [False] * 2, [True] * 6])
+    m = core.seq_id_mask(tokens_real)[:, 0]
+    assert not m[0, :4, 4:].any() and not m[0, 4:, :4].any()  # no real-pad pair either way
+    assert m[0, 4:, 4:].all()  # pads attend to pads
+    assert m.any(-1).all()  # no row is fully masked
+    q, k, v = rand(2, 2, 6, 8), rand(2, 2, 6, 8), rand(2, 2, 6, 8)
+    out = core.attend(q, k, v, core.seq_id_mask(tokens_real))
+    assert not out.isnan().any()
+    assert torch.allclose(out[:1, :, :4], core.attend(q[:1, :, :4], k[:1, :, :4], v[:1, :, :4]), atol=1e-12)
+    # Packed ids with the pads given id 0, the first sequence's: they leak into it.
+    leaky = torch.tensor([[0, 0, 1, 1, 0, 0]])
+    separate = torch.tensor([[0, 0, 1, 1, -1, -1]])
+    alone = core.attend(q[:1, :, :2], k[:1, :, :2], v[:1, :, :2])
+    assert torch.allclose(core.attend(q[:1], k[:1], v[:1], core.seq_id_mask(separate))[:, :, :2], alone, atol=1e-12)
+    assert not torch.allclose(core.attend(q[:1], k[:1], v[:1], core.seq_id_mask(leaky))[:, :, :2], alone)
+
+
 def test_padding_mask_and_zero_length_sequence():
     m = core.padding_mask(torch.tensor([3, 0, 5]), 5)
     assert m.shape == (3, 1, 1, 5)
@@ -207,6 +346,46 @@ def test_padding_mask_and_zero_length_sequence():
         assert torch.allclose(out[0], core.sdpa_reference(q[:1], k[:1, :, :3], v[:1, :, :3])[0], atol=1e-12)
     with pytest.raises(TypeError, match=r"lengths: expected an integer tensor, got torch.float32"):
         core.padding_mask(torch.tensor([1.0]), 3)
+
+
+def test_left_padding_mask_and_causal_rows_of_pad_queries():
+    lengths = torch.tensor([3, 0, 5])
+    left = core.padding_mask(lengths, 5, side="left")
+    assert left[:, 0, 0].int().tolist() == [[0, 0, 1, 1, 1], [0] * 5, [1] * 5]
+    assert torch.equal(left, core.padding_mask(lengths, 5).flip(-1))
+    # Under a causal mask the pad queries of a left-padded row see no key: zeros, not NaN.
+    q, k, v = rand(3, 2, 5, 8), rand(3, 2, 5, 8), rand(3, 2, 5, 8)
+    for implementation in core.IMPLEMENTATIONS:
+        out = core.attend(q, k, v, left, is_causal=True, implementation=implementation)
+        assert torch.equal(out[0, :, :2], torch.zeros_like(out[0, :, :2]))
+        expected = core.attend(q[:1, :, 2:], k[:1, :, 2:], v[:1, :, 2:], is_causal=True)
+        assert torch.allclose(out[:1, :, 2:], expected, atol=1e-12)
+
+
+def test_alibi_slopes_follow_the_paper_and_bloom():
+    # Powers of two: the geometric sequence 2^(-8/n), 2^(-16/n), ..., 2^(-8).
+    assert core.alibi_slopes(8).tolist() == [2.0**-i for i in range(1, 9)]
+    assert core.alibi_slopes(1).tolist() == [2.0**-8]
+    # Otherwise: the slopes of the largest power of two below, then every other slope of twice it.
+    assert torch.equal(core.alibi_slopes(12), torch.cat((core.alibi_slopes(8), core.alibi_slopes(16)[0::2][:4])))
+    for num_heads in range(1, 70):
+        # BLOOM raises a float32 base to integer powers: equal up to float32 rounding.
+        torch.testing.assert_close(core.alibi_slopes(num_heads), _get_alibi_slopes(num_heads, "cpu"),
+                                   rtol=1e-6, atol=0)
+
+
+def test_alibi_bias_is_minus_slope_times_distance():
+    bias = core.alibi_bias(3, 2, 5)
+    assert bias.shape == (3, 2, 5) and bias.dtype == torch.float32
+    slopes = core.alibi_slopes(3)
+    p = torch.arange(3, 5)[:, None]  # bottom-right query positions
+    j = torch.arange(5)[None, :]
+    assert torch.equal(bias, -slopes[:, None, None] * (p - j))
+    assert torch.equal(bias[:, :, -2:].diagonal(dim1=-2, dim2=-1), torch.zeros(3, 2))  # a query and itself
+    with pytest.raises(ValueError, match=r"num_heads: expected a positive int, got 0"):
+        core.alibi_bias(0, 3)
+    with pytest.raises(ValueError, match=r"S: expected S >= L=3.*got 2"):
+        core.alibi_bias(2, 3, 2)
 
 
 def test_bool_and_additive_round_trip():

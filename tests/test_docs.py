@@ -16,7 +16,7 @@ from conftest import DOCS, LANGS, pages
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<ticks>`{3,}|~{3,})(?P<info>[^\n`]*)$", re.M)
 PY_NAMES = {"py", "python", "python3", "pycon", "ipython", "py3"}
 CONT = "<!--pytest-codeblocks:cont-->"
-MODULES = ["core", "esm", "flux", "llama", "happy_llm", "fused_qkv", "convert", "bench", "integrations.transformers"]
+MODULES = ["core", "atlas", "esm", "flux", "llama", "happy_llm", "fused_qkv", "convert", "bench", "integrations.transformers"]
 
 
 def api_page(name: str):

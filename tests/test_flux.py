@@ -180,6 +180,18 @@ def test_missing_head_axis_raises_even_when_it_would_broadcast():
         attention(q, k, v, pe)
 
 
+def test_blhd_layout_names_q_not_pe():
+    # (B, L, H, D), the layout of Flux's own qkv before its rearrange: q's head axis holds L.
+    q = k = v = rand(B, L, H, D)
+    pe = pe_for()
+    with pytest.raises(ValueError, match=r"q: expected shape \(B, H, L, D\) with L=5 \(the positions in pe\), got \(2, 5, 3, 8\); q looks like \(B, L, H, D\): .*transpose\(1, 2\)"):
+        attention(q, k, v, pe)
+    with pytest.raises(ValueError, match=r"xq: expected .*L=5 \(the positions in freqs_cis\).*xq looks like \(B, L, H, D\)"):
+        apply_rope(q, k, pe)
+    # The fix the message gives works.
+    assert attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), pe).shape == (B, L, H * D)
+
+
 def test_bad_inputs():
     q = rand(B, H, L, D)
     pe = pe_for()

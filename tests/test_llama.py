@@ -211,6 +211,13 @@ def test_padding_mask_equals_unpadded_runs(impl):
         assert torch.equal(out[2], torch.zeros(5, 16))
 
 
+def test_a_2d_padding_mask_points_to_padding_mask():
+    m = LlamaAttention(16, 4, 2)
+    keep_BS = torch.ones(3, 5, dtype=torch.long)  # transformers' attention_mask from a tokenizer
+    with pytest.raises(ValueError, match=r"attention_mask: expected .* = \(3, 4, 5, 5\), got \(3, 5\); a \(B, S\) key-padding mask .*core.padding_mask"):
+        m(torch.randn(3, 5, 16), attention_mask=keep_BS)
+
+
 def test_float_mask_is_a_type_error_pointing_to_the_converter():
     m = LlamaAttention(16, 2)
     mask = core.bool_to_additive(core.causal_mask(3))

@@ -16,9 +16,9 @@ What the installed packages do (mkdocs-material 9.8.2, mkdocs-static-i18n 1.3.1)
   stemmer (Material's English default) a typed word matches every indexed word it begins.
 
 So after the last language is built, this hook writes one index per language at the root of that
-language's tree (search/search_index.json, en/search/search_index.json) with lunr's support for the
-language and Material's pipeline for it, and tells each page that root (`language_root`, which
-overrides/main.html makes the page's `base`). Listings, printed output, tables, figures and formulas
+language's tree (search/search_index.json, en/search/search_index.json, and the .js form of each for
+the offline bundle) with lunr's support for the language and Material's pipeline for it, and tells
+each page that root (`language_root`, which overrides/main.html makes the page's `base`). Listings, printed output, tables, figures and formulas
 stay out of the index, and objects of the API reference are indexed by name: the index is part of
 every page's first load. English entries get one more field, `forms`: the other forms of their
 heading's words, so that "caching", "embeddings" or "overflows" find the section whose heading says
@@ -180,3 +180,8 @@ def on_post_build(config):
         index = json.dumps(_index(config, locale, docs), ensure_ascii=False, separators=(",", ":"))
         path = Path(config.site_dir, prefix, "search", "search_index.json")
         write_file(index.encode("utf-8"), str(path))
+        # Material's offline plugin (`make offline`) inlines the index into a script, which a page
+        # opened from disk loads instead, relative to the same `base`.
+        offline = config.plugins.get("material/offline")
+        if offline and offline.config.enabled:
+            write_file(f"var __index = {index}".encode("utf-8"), str(path.with_suffix(".js")))
