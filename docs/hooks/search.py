@@ -18,12 +18,13 @@ What the installed packages do (mkdocs-material 9.8.2, mkdocs-static-i18n 1.3.1)
 So after the last language is built, this hook writes one index per language at the root of that
 language's tree (search/search_index.json, en/search/search_index.json, and the .js form of each for
 the offline bundle) with lunr's support for the language and Material's pipeline for it, and tells
-each page that root (`language_root`, which overrides/main.html makes the page's `base`). Listings, printed output, tables, figures and formulas
-stay out of the index, and objects of the API reference are indexed by name: the index is part of
-every page's first load. English entries get one more field, `forms`: the other forms of their
-heading's words, so that "caching", "embeddings" or "overflows" find the section whose heading says
-"cache", "embedding" or "overflow". Chinese is cut with the glossary's terms in jieba's dictionary,
-so that 对半切分 is one word wherever it is written.
+each page that root (`language_root`, which overrides/main.html makes the page's `base`).
+Listings, printed output, tables, figures and formulas stay out of the index, and objects of the API
+reference are indexed by name: the index is part of every page's first load. English entries get
+one more field, `forms`: the other forms of their heading's words, so that "caching", "embeddings"
+or "overflows" find the section whose heading says "cache", "embedding" or "overflow". Chinese is
+cut with the glossary's terms in jieba's dictionary, so that 对半切分 is one word wherever it is
+written.
 """
 
 import json
