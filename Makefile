@@ -1,10 +1,13 @@
 # Entry points: `make serve` (set up, build and serve the site), `make test` (set up, run every
-# test), `make offline` (the site as one archive that works without a server or a network).
-# Everything is installed into .venv and node_modules; nothing global but Chromium.
+# test), `make site` (the site in site/, for any static host), `make offline` (the site as one
+# archive that works without a server or a network). Everything is installed into .venv and
+# node_modules; nothing global but Chromium.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU wheel that these machines carry; an unpinned torch pulls several GB of CUDA packages.
+# Where no local wheel is found, set TORCH_INDEX=https://download.pytorch.org/whl/cpu.
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 # Where `make offline` writes dist/attnref-site/ and dist/attnref-site.zip.
 DIST ?= dist
 # npm ci reads package-lock.json v3 (npm 7 or newer) and iframe-worker declares Node.js >= 16.
@@ -14,14 +17,14 @@ NODE_MIN := 16
 NODE_CHECK := if (+process.versions.node.split(".")[0] < $(NODE_MIN)) { console.error("make: Node.js \
   $(NODE_MIN) or newer is needed to install KaTeX; this is Node.js " + process.version); process.exit(1) }
 
-.PHONY: setup test serve build offline bench
+.PHONY: setup test serve site offline bench
 
 setup: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install --quiet -e ".[test,docs,bench]"
 	# Upstream packages used as test references; their own dependency lists pull torchvision.
 	$(PY) -m pip install --quiet --no-deps esm==3.2.1.post1 llms-from-scratch==1.0.19
@@ -40,8 +43,10 @@ node_modules/.installed: package.json package-lock.json
 test: setup
 	$(PY) -m pytest --codeblocks -n logical
 
-build: setup
-	$(VENV)/bin/mkdocs build --strict
+# The whole site in site/, to copy to any static host. Links between pages are relative; the sitemap
+# and canonical links are absolute, from ATTNREF_SITE_URL (where the site will be served).
+site: setup
+	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 serve: setup
 	$(VENV)/bin/mkdocs serve

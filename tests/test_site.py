@@ -24,6 +24,8 @@ def test_page_loads_offline_with_formulas_and_figures(page, server, lang, md):
     assert page.title()
     assert page.errors == [], page.errors
     assert page.foreign == [], f"requests to other hosts: {page.foreign}"
+    # Formulas are typeset at build time: the page loads no KaTeX script.
+    assert page.eval_on_selector_all("script[src*=katex]", "els => els.length") == 0
     # Every arithmatex element was replaced by KaTeX output; no raw TeX delimiters remain.
     unrendered = page.eval_on_selector_all(
         ".arithmatex", "els => els.filter(e => !e.querySelector('.katex')).map(e => e.textContent)")
