@@ -422,11 +422,11 @@ def targets_summary(run: dict, decode: dict | None, lang: str) -> str:
                f"{miss:.2f}. The repeats of the two spread by up to ±{_pct(noise)} around their medians, so a "
                f"{_pct(row['ratio'] - 1)} difference is "
                + ("within this machine's noise: not shown to be a cost of attnref, nor shown not to be." if within
-                  else "larger than this machine's noise: a cost of attnref's own code."),
+                  else "larger than that spread: the repeats of this run do not explain it as noise."),
             zh=f"- {name} 对 {ref}：{row['ratio']:.2f} 倍，超出 {row['limit']:.2f} 倍的上限 {miss:.2f}。两者的重复测量"
                f"在各自中位数上下最多浮动 ±{_pct(noise)}，所以 {_pct(row['ratio'] - 1)} 的差距"
                + ("在这台机器的噪声之内：既不能说是 attnref 的开销，也不能说不是。" if within else
-                  "超出了这台机器的噪声：这是 attnref 自身代码的开销。"),
+                  "超出了这个浮动范围：本次运行的重复测量无法把它解释为噪声。"),
         ))
     for row in (r for r in run["targets"]["overhead"] if r["mode"] == "fwd" and r["holds"] is not None):
         name = f"`{row['case']}`"
