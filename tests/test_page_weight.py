@@ -7,13 +7,14 @@ import functools
 import gzip
 import http.server
 import mimetypes
+import re
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
 
-from conftest import free_port
+from conftest import DOCS, free_port
 
 KB = 1000
 TRANSFER_BUDGET = 600 * KB
@@ -84,3 +85,24 @@ def test_home_page_first_load_is_light(page, host, path):
     transferred = sum(sent for _, sent, _ in loads.values())
     assert transferred <= TRANSFER_BUDGET, f"{path} transfers {transferred:,} bytes:\n{report}"
     assert max(size for _, _, size in loads.values()) <= FILE_BUDGET, report
+
+
+def stated_totals(lang: str) -> list[tuple[int, int]]:
+    """The Performance page's total row: (transferred KB, uncompressed KB) for zh, then en."""
+    text = (DOCS / lang / "performance.md").read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith(("| **Total**", "| **合计**")))
+    return [(int(a), int(b)) for a, b in re.findall(r"(\d+) KB[（(](\d+) KB[)）]", row)]
+
+
+@pytest.mark.parametrize("column,path", [(0, "/"), (1, "/en/")])
+def test_performance_page_states_the_measured_weight(page, host, column, path):
+    """The page weight table of the Performance page, in both languages, is what this test
+    measures, to within 3 %: it has to be updated when the site grows."""
+    loads = first_load(page, host + path)
+    sent = sum(sent for _, sent, _ in loads.values()) / KB
+    size = sum(size for _, _, size in loads.values()) / KB
+    for lang in ("zh", "en"):
+        stated_sent, stated_size = stated_totals(lang)[column]
+        assert abs(stated_sent - sent) <= 0.03 * sent and abs(stated_size - size) <= 0.03 * size, (
+            f"{lang}/performance.md states {stated_sent} KB ({stated_size} KB) for {path}; measured "
+            f"{sent:.0f} KB ({size:.0f} KB)")
