@@ -91,7 +91,7 @@ def stated_totals(lang: str) -> list[tuple[int, int]]:
     """The Performance page's total row: (transferred KB, uncompressed KB) for zh, then en."""
     text = (DOCS / lang / "performance.md").read_text(encoding="utf-8")
     row = next(line for line in text.splitlines() if line.startswith(("| **Total**", "| **合计**")))
-    return [(int(a), int(b)) for a, b in re.findall(r"(\d+) KB[（(](\d+) KB[)）]", row)]
+    return [(int(a), int(b)) for a, b in re.findall(r"(\d+) KB ?[（(](\d+) KB[)）]", row)]
 
 
 @pytest.mark.parametrize("column,path", [(0, "/"), (1, "/en/")])
