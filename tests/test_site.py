@@ -13,17 +13,19 @@ from urllib.parse import urlparse
 
 import pytest
 
-from conftest import DOCS, LANGS, ROOT, free_port, pages, url_path
+from conftest import DOCS, LANGS, ROOT, drain, free_port, pages, url_path, visit
 
 ALL = [(lang, p) for lang in LANGS for p in pages(lang)]
 
 
 @pytest.mark.parametrize("lang,md", ALL, ids=lambda x: str(x))
-def test_page_loads_offline_with_formulas_and_figures(page, server, lang, md):
-    page.goto(server + url_path(lang, md), wait_until="networkidle")
+def test_page_loads_offline_with_formulas_and_figures(shared_tab, server, lang, md):
+    page = shared_tab
+    visit(page, server + url_path(lang, md))
     assert page.title()
-    assert page.errors == [], page.errors
-    assert page.foreign == [], f"requests to other hosts: {page.foreign}"
+    errors, foreign = drain(page)
+    assert errors == [], errors
+    assert foreign == [], f"requests to other hosts: {foreign}"
     # Formulas are typeset at build time: the page loads no KaTeX script.
     assert page.eval_on_selector_all("script[src*=katex]", "els => els.length") == 0
     # Every arithmatex element was replaced by KaTeX output; no raw TeX delimiters remain.
@@ -51,7 +53,7 @@ def test_page_loads_offline_with_formulas_and_figures(page, server, lang, md):
 
 @pytest.mark.parametrize("lang,query", [("zh", "注意力"), ("en", "rotary")])
 def test_search_finds_results_in_both_languages(page, server, lang, query):
-    page.goto(server + ("/" if lang == "zh" else "/en/"), wait_until="networkidle")
+    page.goto(server + ("/" if lang == "zh" else "/en/"), wait_until="load")
     page.click(".md-search__input")
     page.fill("input.md-search__input", query)
     page.keyboard.press("End")  # the search box reacts to key events, as when a reader types
@@ -132,30 +134,33 @@ CONTRAST_PAGES = ["index.md", "sdpa.md", "llama.md", "performance.md", "api/core
 
 
 def switch_scheme(page, scheme: str) -> None:
-    """Click the palette toggle, as a reader does, until the page shows `scheme`."""
+    """Click the palette toggle, as a reader does, until the page shows `scheme`; return once the
+    colour transitions have run (computed colours are final)."""
     for _ in range(len(SCHEMES)):
-        if page.get_attribute("body", "data-md-color-scheme") == scheme:
-            return
+        shown = page.get_attribute("body", "data-md-color-scheme")
+        if shown == scheme:
+            break
         page.click("label.md-header__button[for^='__palette']:visible")
-        page.wait_for_timeout(150)
+        page.wait_for_function("s => document.body.dataset.mdColorScheme !== s", arg=shown)
     assert page.get_attribute("body", "data-md-color-scheme") == scheme
+    page.wait_for_function("() => document.getAnimations().every(a => a.playState !== 'running')")
 
 
 @pytest.mark.parametrize("lang", LANGS)
-@pytest.mark.parametrize("scheme", SCHEMES)
-def test_text_contrast_in_both_schemes(page, server, lang, scheme):
+def test_text_contrast_in_both_schemes(page, server, lang):
     from pathlib import Path
 
     failures = []
     for md in CONTRAST_PAGES:
-        page.goto(server + url_path(lang, Path(md)), wait_until="networkidle")
-        switch_scheme(page, "vscode-dark")
-        switch_scheme(page, scheme)  # reached by clicking, from the other scheme
-        for selectors, limit in ((PRIMARY, 7.0), (SECONDARY, 4.5)):
-            for bad in page.evaluate(CONTRAST_JS, [", ".join(selectors), limit]):
-                failures.append(f"{md} ({limit}:1) {bad}")
+        page.goto(server + url_path(lang, Path(md)), wait_until="load")
+        shown = page.get_attribute("body", "data-md-color-scheme")
+        for scheme in sorted(SCHEMES, key=lambda s: s == shown):  # each reached by clicking
+            switch_scheme(page, scheme)
+            for selectors, limit in ((PRIMARY, 7.0), (SECONDARY, 4.5)):
+                for bad in page.evaluate(CONTRAST_JS, [", ".join(selectors), limit]):
+                    failures.append(f"{SCHEMES[scheme]} {md} ({limit}:1) {bad}")
     unique = list(dict.fromkeys(failures))
-    assert not unique, f"{len(unique)} elements below contrast in {SCHEMES[scheme]}:\n" + "\n".join(unique[:40])
+    assert not unique, f"{len(unique)} elements below contrast:\n" + "\n".join(unique[:40])
 
 
 # VS Code's default token colours (Light+, Dark+) and the Pygments classes that carry them.
@@ -173,7 +178,7 @@ VSCODE_TOKENS = {
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_syntax_colours_are_vscode_palettes(page, server, scheme):
-    page.goto(server + "/en/llama/", wait_until="networkidle")
+    page.goto(server + "/en/llama/", wait_until="load")
     switch_scheme(page, "vscode-dark" if scheme == "vscode-light" else "vscode-light")
     switch_scheme(page, scheme)
     for token, (classes, light, dark) in VSCODE_TOKENS.items():
@@ -212,20 +217,26 @@ PROBE_88 = """() => {
   box.innerHTML = '<pre><code>' + 'x'.repeat(88) + '</code></pre>';
   document.querySelector('article').appendChild(box);
   const code = box.querySelector('code');
-  return [code.scrollWidth, code.clientWidth];
+  const sizes = [code.scrollWidth, code.clientWidth];
+  box.remove();
+  return sizes;
 }"""
 
 
-@pytest.mark.parametrize("width", [1280, 1440, 1920, 2560])
-def test_wide_screens_hold_an_88_character_code_line(browser, server, width):
-    context = browser.new_context(viewport={"width": width, "height": 900})
+WIDE = [1280, 1440, 1920, 2560]
+
+
+@pytest.mark.parametrize("path", ["/en/llama/", "/en/equivalence/", "/en/performance/", "/llama/"])
+def test_wide_screens_hold_an_88_character_code_line(browser, server, path):
+    context = browser.new_context(viewport={"width": WIDE[0], "height": 900})
     page = context.new_page()
-    page.goto(server + "/en/llama/", wait_until="load")
-    scroll, client = page.evaluate(PROBE_88)
-    assert scroll <= client, f"at {width}px an 88-character line needs {scroll}px, the code box has {client}px"
-    # Identifiers in tables stay on one line: an inline element broken across lines has several boxes.
-    for path in ("/en/llama/", "/en/equivalence/", "/en/performance/", "/llama/"):
-        page.goto(server + path, wait_until="load")
+    page.goto(server + path, wait_until="load")
+    for width in WIDE:  # the window widened, as a reader does, rather than the page reloaded
+        page.set_viewport_size({"width": width, "height": 900})
+        scroll, client = page.evaluate(PROBE_88)
+        assert scroll <= client, (f"{path} at {width}px: an 88-character line needs {scroll}px, "
+                                  f"the code box has {client}px")
+        # Identifiers in tables stay on one line: an inline element broken across lines has several boxes.
         broken = page.eval_on_selector_all(
             "article td code", "els => els.filter(e => e.getClientRects().length > 1).map(e => e.textContent)")
         assert not broken, f"{path} at {width}px: identifiers broken across lines: {broken[:5]}"
@@ -234,7 +245,7 @@ def test_wide_screens_hold_an_88_character_code_line(browser, server, width):
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_output_blocks_look_different_from_code(page, server, scheme):
-    page.goto(server + "/sdpa/", wait_until="networkidle")
+    page.goto(server + "/sdpa/", wait_until="load")
     switch_scheme(page, "vscode-dark" if scheme == "vscode-light" else "vscode-light")
     switch_scheme(page, scheme)
     style = """sel => { const pre = document.querySelector(sel + ' pre'), code = pre.querySelector('code');
@@ -254,7 +265,7 @@ def test_figures_are_dark_in_dark_plus(page, server, path):
 
     from PIL import Image
 
-    page.goto(server + path, wait_until="networkidle")
+    page.goto(server + path, wait_until="load")
     switch_scheme(page, "vscode-dark")
     figures = page.locator("figure.attnref-figure svg")
     assert figures.count() > 0

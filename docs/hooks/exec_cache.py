@@ -13,9 +13,13 @@ that can change it:
   results the Performance page draws from);
 - the versions of Python, torch, numpy, einops and matplotlib.
 
-A block that raises is not stored, so a failing figure fails every build. Blocks in a markdown-exec
-session share state with the blocks before them and always run. Delete `.cache/exec/` to draw
-everything again.
+Blocks in a markdown-exec session share state with the blocks before them, so a session block's key
+also holds the code of every block of its session before it in this build. A session block answered
+from the cache does not run; when a later block of that session must run, the skipped ones run
+first (their output discarded), so it sees the state it would have seen.
+
+A block that raises is not stored, so a failing figure fails every build. Delete `.cache/exec/` to
+draw everything again.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+from collections import defaultdict
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
@@ -50,16 +55,28 @@ def fingerprint() -> str:
     return digest.hexdigest()
 
 
-def run_cached(code: str, returncode: int | None = None, session: str | None = None,
-               id: str | None = None, **extra: str) -> str:  # noqa: A002 (markdown-exec's name)
-    """markdown-exec's runner, answering from the cache when the block and its inputs are unchanged."""
+# Per session, in this build: the key of its last block, and the blocks answered from the cache
+# since its code last ran (each as the arguments markdown-exec ran it with).
+_history: dict[str, str] = {}
+_skipped: dict[str, list[dict]] = defaultdict(list)
+
+
+def run_cached(code: str, **options) -> str:
+    """markdown-exec's runner, answering from the cache when the block and its inputs are unchanged.
+    ``options``: markdown-exec's (``session``, ``id``, ``returncode``, the block's other options)."""
+    session = options.get("session")
+    before = _history.get(session, "") if session else ""
+    key = hashlib.sha256(f"{fingerprint()}\0{before}\0{code}".encode()).hexdigest()
     if session:
-        return exec_python._run_python(code, returncode=returncode, session=session, id=id, **extra)
-    key = hashlib.sha256(f"{fingerprint()}\0{code}".encode()).hexdigest()
+        _history[session] = key
     stored = CACHE / key[:2] / key
     if stored.is_file():
+        if session:
+            _skipped[session].append(dict(options, code=code))
         return stored.read_text(encoding="utf-8")
-    output = exec_python._run_python(code, returncode=returncode, session=session, id=id, **extra)
+    for skipped in _skipped.pop(session, []) if session else []:
+        exec_python._run_python(**skipped)  # the session's state as if nothing had been skipped
+    output = exec_python._run_python(code, **options)
     stored.parent.mkdir(parents=True, exist_ok=True)
     partial = stored.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(output, encoding="utf-8")
@@ -72,5 +89,7 @@ def format_python(**kwargs) -> str:
 
 
 def on_config(config):
+    _history.clear()  # `mkdocs serve` builds again in the same process
+    _skipped.clear()
     formatters["python"] = format_python
     return config
