@@ -139,11 +139,16 @@ def drain(pg) -> tuple[list[str], list[str]]:
     return recorded
 
 
-def visit(pg, url: str) -> None:
-    """Load `url` in the shared tab. Anything the tab recorded after the previous test's checks (a
-    late error or request of the page it showed) fails this test, naming it."""
+def nothing_late(pg) -> None:
+    """At the start of a test in the shared tab: anything the tab recorded after the previous test's
+    checks (a late error or request of the page it showed) fails this test, naming it."""
     late = drain(pg)
     assert late == ([], []), f"recorded after the previous test's checks (errors, requests): {late}"
+
+
+def visit(pg, url: str) -> None:
+    """Load `url` in the shared tab, after `nothing_late`."""
+    nothing_late(pg)
     pg.goto(url, wait_until="load")
 
 

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from conftest import DOCS, drain, visit
+from conftest import DOCS, drain, nothing_late, visit
 
 # (what a reader types, the page expected among the first three results)
 QUERIES = {
@@ -55,8 +55,7 @@ def _search(page, server, lang: str, query: str) -> list[list[str]]:
     if page.url != home:
         visit(page, home)
     else:  # still on the home page after the previous query: empty the box, as a reader does
-        late = drain(page)
-        assert late == ([], []), f"recorded after the previous test's checks (errors, requests): {late}"
+        nothing_late(page)
         page.fill("input.md-search__input", "")
         page.keyboard.press("End")
         page.wait_for_selector(".md-search-result__item", state="detached")
