@@ -5,7 +5,9 @@ share anchors, and every public object has API documentation."""
 import importlib
 import io
 import re
+import textwrap
 import tokenize
+import unicodedata
 from html.parser import HTMLParser
 
 import pytest
@@ -315,3 +317,22 @@ def test_chinese_pages_use_the_glossary_terms(page):
     text = (DOCS / "zh" / page).read_text(encoding="utf-8")
     used = [term for term in avoided if term in text]
     assert not used, f"zh/{page} uses {used}; see the glossary for the term to use"
+
+
+def _columns(line: str) -> int:
+    """Display width: wide and full-width characters (Chinese) take two columns."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in line)
+
+
+@pytest.mark.parametrize("lang,page", all_pages(), ids=lambda x: str(x))
+def test_listings_fit_an_88_column_code_box(lang, page):
+    """The code box holds 88 columns on a 1280-px screen (test_site); a longer line of a listing
+    makes the reader scroll sideways. Build-time blocks (exec="true") are not shown."""
+    wide = []
+    for i, (info, body, _) in enumerate(python_fences(DOCS / lang / page), start=1):
+        if 'exec="true"' in info:
+            continue
+        for line in textwrap.dedent(body).splitlines():
+            if _columns(line) > 88:
+                wide.append(f"listing {i}, {_columns(line)} columns: {line.strip()[:60]}")
+    assert not wide, f"{lang}/{page}: {len(wide)} lines wider than 88 columns:\n" + "\n".join(wide[:10])
